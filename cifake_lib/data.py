@@ -1,0 +1,394 @@
+"""Decode-once loading of CIFAKE into one uint8 array, cached on disk by source fingerprint.
+
+``load_cifake(path)`` returns a :class:`CifakeData`: images (N x 3 x S x S uint8), labels
+(FAKE = 1), CIFAR-10 categories, relative paths, sha256 content hashes and split names, plus a
+load report that names every corrupt, ignored or converted file. The second load of the same
+source reads the cache and takes about a second for the 100k-image train split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from . import paths
+from .labels import CLASS_NAMES, category_from_name
+from .sources import DataError, Source, open_source, zip_directory_digest
+
+CACHE_VERSION = 1
+CHUNK = 2000
+SHOW_FIRST = 5
+
+
+class CorruptDataError(DataError):
+    """Raised in strict mode when some image files cannot be decoded."""
+
+
+class CorruptFilesWarning(UserWarning):
+    """Some image files could not be decoded and were skipped."""
+
+
+@dataclass
+class LoadReport:
+    """What happened to every entry of the source while loading."""
+
+    corrupt: dict[str, str] = field(default_factory=dict)  # relpath -> reason
+    ignored: list[str] = field(default_factory=list)
+    converted: dict[str, int] = field(default_factory=dict)  # kind -> count
+    sizes: dict[str, int] = field(default_factory=dict)  # "WxH" as found -> count
+    modes: dict[str, int] = field(default_factory=dict)  # PIL mode as found -> count
+    formats: dict[str, int] = field(default_factory=dict)  # format by content -> count
+
+    def to_dict(self) -> dict:
+        return {
+            "corrupt": self.corrupt,
+            "ignored": self.ignored,
+            "converted": self.converted,
+            "sizes": self.sizes,
+            "modes": self.modes,
+            "formats": self.formats,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoadReport":
+        return cls(**d)
+
+
+@dataclass
+class CifakeData:
+    """Decoded dataset; row i of every array describes the same image."""
+
+    images: np.ndarray  # uint8, N x 3 x S x S
+    labels: np.ndarray  # int64, FAKE = 1, REAL = 0
+    categories: np.ndarray  # int64, CIFAR-10 index or -1
+    paths: np.ndarray  # str, relative to the dataset root
+    hashes: np.ndarray  # str, sha256 hex of the file bytes
+    splits: np.ndarray  # str, "train" or "test" (the source's own split)
+    source: str
+    fingerprint: str
+    synthetic: bool
+    report: LoadReport
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def has_test(self) -> bool:
+        return bool((self.splits == "test").any())
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{split: {"REAL": n, "FAKE": n}} for the splits present."""
+        out: dict[str, dict[str, int]] = {}
+        for split in ("train", "test"):
+            mask = self.splits == split
+            if mask.any():
+                out[split] = {
+                    name: int((self.labels[mask] == cls).sum()) for cls, name in sorted(CLASS_NAMES.items())
+                }
+        return out
+
+    def index_of(self, relpaths) -> np.ndarray:
+        """Row indices of the given relative paths (KeyError naming the first unknown one)."""
+        lookup = {p: i for i, p in enumerate(self.paths.tolist())}
+        try:
+            return np.array([lookup[p] for p in relpaths], dtype=np.int64)
+        except KeyError as exc:
+            raise KeyError(f"{exc.args[0]!r} is not in this dataset ({self.source})") from None
+
+    def provenance(self) -> dict:
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "synthetic": self.synthetic,
+            "official_test_split": self.has_test,
+            "n_images": len(self),
+        }
+
+
+# ----------------------------------------------------------------------------- decoding
+
+_worker_source: Source | None = None
+
+
+def _init_worker(source: Source) -> None:
+    global _worker_source
+    _worker_source = source
+
+
+def decode_image(data: bytes, size: int) -> tuple[np.ndarray, str, tuple[int, int], str, list[str]]:
+    """Decode bytes by content into a 3 x size x size uint8 array.
+
+    Returns (array, original mode, original (w, h), format, conversions applied).
+    Raises ValueError with a short reason when the bytes are not a decodable image.
+    """
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            mode, wh, fmt = im.mode, im.size, im.format or "unknown"
+            conversions = []
+            if mode != "RGB":
+                conversions.append(f"mode {mode}->RGB")
+                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+                    # composite on white so transparent pixels do not turn into arbitrary colours
+                    rgba = im.convert("RGBA")
+                    im2 = Image.new("RGB", rgba.size, (255, 255, 255))
+                    im2.paste(rgba, mask=rgba.getchannel("A"))
+                else:
+                    im2 = im.convert("RGB")
+            else:
+                im2 = im
+            if wh != (size, size):
+                conversions.append(f"resize {wh[0]}x{wh[1]}->{size}x{size}")
+                im2 = im2.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+            arr = np.asarray(im2, dtype=np.uint8).transpose(2, 0, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        msg = str(exc) or type(exc).__name__
+        if isinstance(exc, UnidentifiedImageError):
+            msg = "not an image (content not recognised as JPEG/PNG/...)"
+        raise ValueError(msg) from None
+    return np.ascontiguousarray(arr), mode, wh, fmt, conversions
+
+
+def _decode_chunk(relpaths: list[str], size: int, source: Source | None = None):
+    src = source if source is not None else _worker_source
+    images = np.zeros((len(relpaths), 3, size, size), dtype=np.uint8)
+    results = []
+    for i, rel in enumerate(relpaths):
+        try:
+            data = src.read_bytes(rel)
+        except OSError as exc:
+            results.append((False, f"unreadable: {exc}", None))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            arr, mode, wh, fmt, conv = decode_image(data, size)
+        except ValueError as exc:
+            results.append((False, str(exc), None))
+            continue
+        images[i] = arr
+        results.append((True, digest, (mode, f"{wh[0]}x{wh[1]}", fmt, conv)))
+    return images, results
+
+
+def _decode_all(source: Source, size: int, workers: int, progress: bool):
+    relpaths = [f.relpath for f in source.files]
+    chunks = [relpaths[i : i + CHUNK] for i in range(0, len(relpaths), CHUNK)]
+    bar = tqdm(total=len(relpaths), desc="decoding images", unit="img", disable=not progress)
+    outputs = []
+    try:
+        if workers > 1 and len(chunks) > 1:
+            # spawn, not fork: the caller may be a notebook kernel with torch threads running
+            ctx = get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(source,)) as ex:
+                for chunk, out in zip(chunks, ex.map(_decode_chunk, chunks, [size] * len(chunks))):
+                    outputs.append(out)
+                    bar.update(len(chunk))
+        else:
+            for chunk in chunks:
+                outputs.append(_decode_chunk(chunk, size, source))
+                bar.update(len(chunk))
+    finally:
+        bar.close()
+        source.close()
+    return outputs
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _cache_files(cache_dir: Path, fingerprint: str) -> dict[str, Path]:
+    d = cache_dir / fingerprint[:24]
+    return {"dir": d, "images": d / "images.npy", "meta": d / "meta.npz", "info": d / "info.json"}
+
+
+def _save_cache(files: dict[str, Path], data: CifakeData) -> None:
+    d = files["dir"]
+    d.mkdir(parents=True, exist_ok=True)
+    tmp_suffix = f".tmp{os.getpid()}"
+    info = {
+        "cache_version": CACHE_VERSION,
+        "source": data.source,
+        "fingerprint": data.fingerprint,
+        "synthetic": data.synthetic,
+        "report": data.report.to_dict(),
+    }
+    # write every part to a temporary name first; info.json goes last and marks completion
+    with open(str(files["images"]) + tmp_suffix, "wb") as fh:
+        np.save(fh, data.images)
+    with open(str(files["meta"]) + tmp_suffix, "wb") as fh:
+        np.savez(
+            fh,
+            labels=data.labels.astype(np.int8),
+            categories=data.categories.astype(np.int8),
+            paths=data.paths,
+            hashes=data.hashes.astype("S64"),
+            splits=data.splits,
+        )
+    with open(str(files["info"]) + tmp_suffix, "w") as fh:
+        json.dump(info, fh)
+    for key in ("images", "meta", "info"):
+        os.replace(str(files[key]) + tmp_suffix, files[key])
+
+
+def _load_cache(files: dict[str, Path], fingerprint: str) -> CifakeData | None:
+    try:
+        info = json.loads(files["info"].read_text())
+        if info.get("cache_version") != CACHE_VERSION or info.get("fingerprint") != fingerprint:
+            return None
+        images = np.load(files["images"])
+        with np.load(files["meta"]) as meta:
+            labels = meta["labels"].astype(np.int64)
+            categories = meta["categories"].astype(np.int64)
+            paths_ = meta["paths"]
+            hashes = meta["hashes"].astype(str)
+            splits = meta["splits"]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None  # missing or damaged cache: decode again
+    if images.shape[0] != labels.shape[0]:
+        return None
+    return CifakeData(
+        images, labels, categories, paths_, hashes, splits, info["source"], fingerprint,
+        info["synthetic"], LoadReport.from_dict(info["report"]), from_cache=True,
+    )
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def load_cifake(
+    path: str | os.PathLike,
+    *,
+    image_size: int = 32,
+    strict: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: bool = True,
+) -> CifakeData:
+    """Load a CIFAKE-layout folder or zip, decoding each image once and caching the result.
+
+    Images that are not ``image_size`` x ``image_size`` RGB are converted and counted in
+    ``data.report.converted``. Undecodable files are skipped with a :class:`CorruptFilesWarning`
+    (or, with ``strict=True``, a :class:`CorruptDataError` listing them). Structural problems
+    raise :class:`DataError` saying what was expected.
+    """
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    cache_root = Path(cache_dir) if cache_dir is not None else paths.cache_dir()
+    data = None
+    source = None
+    digest = zip_directory_digest(path) if Path(path).is_file() else None
+    if digest is not None:
+        # a zip's central directory holds every name, size and CRC: hash it instead of listing
+        fingerprint = hashlib.sha256(f"zip:{CACHE_VERSION}:{image_size}:{digest}".encode()).hexdigest()
+    else:
+        source = open_source(path)
+        fingerprint = source.fingerprint(CACHE_VERSION, image_size)
+    files = _cache_files(cache_root, fingerprint)
+    if use_cache:
+        data = _load_cache(files, fingerprint)
+    if data is None:
+        if source is None:
+            source = open_source(path)
+        data = _decode_source(source, fingerprint, image_size, workers or _default_workers(), progress)
+        if use_cache:
+            try:
+                _save_cache(files, data)
+            except OSError as exc:
+                warnings.warn(f"could not write the decode cache to {files['dir']}: {exc}", stacklevel=2)
+    _check_result(data, strict)
+    return data
+
+
+def _decode_source(source: Source, fingerprint: str, size: int, workers: int, progress: bool) -> CifakeData:
+    outputs = _decode_all(source, size, workers, progress)
+    report = LoadReport(ignored=list(source.ignored))
+    converted: Counter = Counter()
+    sizes: Counter = Counter()
+    modes: Counter = Counter()
+    formats: Counter = Counter()
+    keep_images, keep_rows, hashes = [], [], []
+    offset = 0
+    for images, results in outputs:
+        ok_idx = []
+        for i, (ok, info, meta) in enumerate(results):
+            f = source.files[offset + i]
+            if not ok:
+                report.corrupt[f.relpath] = info
+                continue
+            ok_idx.append(i)
+            keep_rows.append(f)
+            hashes.append(info)
+            mode, wh, fmt, conv = meta
+            modes[mode] += 1
+            sizes[wh] += 1
+            formats[fmt] += 1
+            for c in conv:
+                converted[c] += 1
+        keep_images.append(images[ok_idx])
+        offset += len(results)
+    report.converted = dict(sorted(converted.items()))
+    report.sizes = dict(sorted(sizes.items()))
+    report.modes = dict(sorted(modes.items()))
+    report.formats = dict(sorted(formats.items()))
+    images = np.concatenate(keep_images) if keep_images else np.zeros((0, 3, size, size), np.uint8)
+    return CifakeData(
+        images=images,
+        labels=np.array([f.label for f in keep_rows], dtype=np.int64),
+        categories=np.array([category_from_name(PurePosixPath(f.relpath).stem) for f in keep_rows], dtype=np.int64),
+        paths=np.array([f.relpath for f in keep_rows], dtype=str),
+        hashes=np.array(hashes, dtype=str),
+        splits=np.array([f.split for f in keep_rows], dtype=str),
+        source=source.describe(),
+        fingerprint=fingerprint,
+        synthetic=source.synthetic,
+        report=report,
+    )
+
+
+def _check_result(data: CifakeData, strict: bool) -> None:
+    corrupt = data.report.corrupt
+    if corrupt:
+        listing = "; ".join(f"{p} ({why})" for p, why in list(corrupt.items())[:SHOW_FIRST])
+        more = f" and {len(corrupt) - SHOW_FIRST} more" if len(corrupt) > SHOW_FIRST else ""
+        if strict:
+            full = "\n".join(f"  {p}: {why}" for p, why in corrupt.items())
+            raise CorruptDataError(f"{len(corrupt)} corrupt image file(s) in {data.source}:\n{full}")
+        warnings.warn(
+            f"skipped {len(corrupt)} corrupt image file(s) in {data.source}: {listing}{more}",
+            CorruptFilesWarning,
+            stacklevel=3,
+        )
+    # a class whose files were all corrupt is as unusable as an empty folder
+    for split, by_class in data.counts().items():
+        for name, n in by_class.items():
+            if n == 0:
+                raise DataError(f"{data.source}: {split}/{name} has no decodable images")
+    if "train" not in data.counts():
+        raise DataError(f"{data.source}: train/ has no decodable images")
