@@ -83,6 +83,95 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from .models import MODELS, build_model, count_parameters, default_image_size, format_layer_table, layer_table
+
+    names = [args.name] if args.name else list(MODELS)
+    for name in names:
+        if name not in MODELS:
+            raise CliError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        model = build_model(name)
+        size = args.image_size or default_image_size(name)
+        total = count_parameters(model)
+        print(f"{name}: {total:,} parameters, default input {default_image_size(name)}px")
+        if args.name or args.layers:
+            print(format_layer_table(layer_table(model, size), total))
+            print()
+    return 0
+
+
+def _load_data(path, strict: bool = False):
+    from .data import load_cifake
+    from .paths import default_data
+
+    path = path or default_data()
+    if path is None:
+        raise CliError("no data given: pass --data PATH (CIFAKE folder or zip) or set CIFAKE_DATA")
+    return load_cifake(path, strict=strict)
+
+
+def cmd_train(args) -> int:
+    from .config import TrainConfig
+    from .splits import load_manifest, make_splits
+    from .train import train_model
+
+    values = {k: getattr(args, k) for k in (
+        "model", "epochs", "batch_size", "lr", "weight_decay", "image_size", "augment", "seed", "pretrained",
+        "weights", "schedule", "backbone_lr_scale", "deterministic", "device", "amp", "compile",
+        "limit_per_class", "val_fraction", "dedupe_train", "select_metric")}
+    values = {k: v for k, v in values.items() if v is not None}
+    if args.profile:
+        from .profiles import profile_config
+
+        cfg = profile_config(args.profile, **values)
+    else:
+        cfg = TrainConfig.from_dict(values)
+    data = _load_data(args.data)
+    if args.splits:
+        splits = load_manifest(args.splits, data)
+    else:
+        splits = make_splits(data, **cfg.split_settings())
+    print(f"training {cfg.model} at {cfg.input_size}px on {len(splits.train):,} images "
+          f"(validation {len(splits.val):,}; test part: {splits.test_source}) -> {args.out}")
+    result = train_model(cfg, data, splits, args.out, resume=args.resume, progress=not args.no_progress)
+    print(f"best epoch {result.best_epoch}: {cfg.select_metric} = {result.best_metric:.4f}; "
+          f"checkpoints and history.csv in {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from .evaluate import evaluate_model, format_metrics
+    from .train import load_run_model
+
+    load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
+    threshold = args.threshold
+    if threshold != "val":
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise CliError(f"--threshold must be a number in [0, 1] or 'val', got {threshold!r}") from None
+    data = _load_data(args.data)
+    rep = evaluate_model(args.run, data, split=args.split, out_dir=args.out, threshold=threshold,
+                         limit_per_class=args.limit_per_class, device=args.device)
+    print(format_metrics(rep))
+    print(f"wrote predictions.csv and metrics.json to {args.out or f'{args.run}/{args.split}'}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict_files
+
+    failed = 0
+    for row in predict_files(args.run, args.paths, device=args.device, threshold=args.threshold):
+        failed += "error" in row
+        print(json.dumps(row), flush=True)
+    if failed:
+        print(f"cifake predict: {failed} file(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -140,17 +229,93 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds to wait for Kaggle (default 5)")
     p.set_defaults(func=cmd_download)
 
+    from .config import AMP_MODES, SCHEDULES, SELECT_METRICS
+    from .models import MODELS
+    from .profiles import PROFILES
+
+    p = sub.add_parser("models", help="list the models, or show one's layer table",
+                       description="List registered models with parameter counts; name one for its layer table.")
+    p.add_argument("name", nargs="?", help="a model name (shows its layers)")
+    p.add_argument("--layers", action="store_true", help="show the layer table of every model")
+    p.add_argument("--image-size", type=_positive_int, help="input size for the output shapes")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "train", help="train a model, printing one table row per epoch",
+        description=(
+            "Train a model on the train part of the splits, validating each epoch. Writes RUN_DIR/"
+            "history.csv, last.pt (every epoch), best.pt (best validation metric), config.json, "
+            "splits.json. Defaults are the paper's recipe (Adam, lr 1e-3, cross-entropy, 10 epochs)."
+        ),
+        epilog=EPILOG,
+    )
+    p.add_argument("--model", required=True, choices=list(MODELS), help="model name")
+    p.add_argument("--data", help="CIFAKE folder or zip (default $CIFAKE_DATA)")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and history")
+    p.add_argument("--profile", choices=["auto", *PROFILES], help="take defaults from a profile (smoke, cpu, paper)")
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--image-size", type=_positive_int, help="model input size (default: 224 resnet18, 32 others)")
+    p.add_argument("--pretrained", action="store_true", default=None, help="start from ImageNet weights (resnet18)")
+    p.add_argument("--weights", help="local ImageNet ResNet-18 weights file (resnet18-f37072fd.pth)")
+    p.add_argument("--augment", action="store_true", default=None, help="random flip + small translation on the device")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default none)")
+    p.add_argument("--backbone-lr-scale", type=_positive_float, help="backbone lr = lr x this (fine-tuning)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit-per-class", type=_positive_int, help="stratified subset of K images per class")
+    p.add_argument("--val-fraction", type=_fraction, help="validation share of train (default 0.1)")
+    p.add_argument("--dedupe-train", action="store_true", default=None, help="drop exact duplicates from training")
+    p.add_argument("--splits", help="use this split manifest (splits.json) instead of making one")
+    p.add_argument("--select-metric", choices=SELECT_METRICS, help="picks best.pt (default val_accuracy)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, help="auto: bf16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--deterministic", action="store_true", default=None, help="deterministic cuDNN (slower)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (logs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="score a run's best.pt on test or val: predictions.csv + metrics.json",
+        description="Load RUN_DIR/best.pt and the run's split manifest, predict the chosen split, write "
+                    "predictions.csv and metrics.json (with bootstrap 95%% intervals) and print the table.",
+        epilog=EPILOG,
+    )
+    p.add_argument("--run", required=True, help="run folder written by cifake train")
+    p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset")
+    p.add_argument("--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)")
+    p.add_argument("--out", help="output folder (default RUN_DIR/SPLIT)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict", help="p_fake for image files or folders, one JSON line each",
+        description="Print {\"path\", \"p_fake\", \"label\"} per image (any size or mode: decoded, converted "
+                    "to RGB and downscaled to 32x32 as CIFAKE images are). Unreadable files print an error "
+                    "line; the exit code is 1 if any failed.",
+    )
+    p.add_argument("--run", required=True, help="run folder with best.pt")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .models import WeightsUnavailableError
     from .sources import DataError
+    from .train import CheckpointError
 
     try:
         return int(args.func(args) or 0)
-    except (CliError, DataError, FileNotFoundError, ValueError) as exc:
+    except (CliError, DataError, CheckpointError, WeightsUnavailableError, FileNotFoundError, ValueError) as exc:
         print(f"cifake {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -71,7 +71,7 @@ def _stratified_order(rng: np.random.Generator, strata: np.ndarray) -> np.ndarra
     return np.argsort(keys, kind="stable")
 
 
-def _subset_per_class(data: CifakeData, rows: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def subset_per_class(data: CifakeData, rows: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     keep = []
     for cls in sorted(CLASS_NAMES):
         r = rows[data.labels[rows] == cls]
@@ -116,9 +116,9 @@ def make_splits(
     train_rows = np.flatnonzero(data.splits == "train")
     test_rows = np.flatnonzero(data.splits == "test")
     if limit_per_class:
-        train_rows = _subset_per_class(data, train_rows, limit_per_class, rng)
+        train_rows = subset_per_class(data, train_rows, limit_per_class, rng)
         if len(test_rows):
-            test_rows = _subset_per_class(data, test_rows, limit_per_class, rng)
+            test_rows = subset_per_class(data, test_rows, limit_per_class, rng)
 
     # group train rows by content hash; every group goes to one part as a whole
     hashes = data.hashes[train_rows]

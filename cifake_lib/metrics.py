@@ -1,0 +1,135 @@
+"""Classification metrics with FAKE = 1 as the positive class, computed with scikit-learn.
+
+Also: bootstrap confidence intervals, McNemar's exact test between two models, a threshold
+chosen on validation, and calibration (expected calibration error, reliability bins).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binomtest
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+
+
+def binary_metrics(y_true, p_fake, threshold: float = 0.5) -> dict:
+    """accuracy, precision, recall, F1, AUC-ROC and the confusion counts (FAKE positive).
+
+    A prediction is FAKE when ``p_fake >= threshold``. AUC is NaN when only one class is present.
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(p_fake, dtype=float)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"y_true and p_fake must be 1-D of equal length, got {y.shape} and {p.shape}")
+    if len(y) == 0:
+        raise ValueError("no predictions to score")
+    pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    both = len(np.unique(y)) == 2
+    return {
+        "n": int(len(y)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "precision": float(precision_score(y, pred, zero_division=0)),
+        "recall": float(recall_score(y, pred, zero_division=0)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "threshold": float(threshold),
+        "confusion": {"tp": int(tp), "tn": int(tn), "fp": int(fp), "fn": int(fn)},
+    }
+
+
+def bootstrap_ci(y_true, p_fake, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap intervals {metric: [low, high]} for the five metrics."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(p_fake, dtype=float)
+    pred = (p >= threshold).astype(int)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    stats = {m: np.empty(n_boot) for m in METRICS}
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        yb, pb, db = y[idx], pred[idx], p[idx]
+        tp = int(((pb == 1) & (yb == 1)).sum())
+        fp = int(((pb == 1) & (yb == 0)).sum())
+        fn = int(((pb == 0) & (yb == 1)).sum())
+        stats["accuracy"][b] = (pb == yb).mean()
+        stats["precision"][b] = tp / (tp + fp) if tp + fp else 0.0
+        stats["recall"][b] = tp / (tp + fn) if tp + fn else 0.0
+        stats["f1"][b] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        stats["auc"][b] = roc_auc_score(yb, db) if 0 < yb.sum() < n else np.nan
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    out = {}
+    for m, v in stats.items():
+        v = v[~np.isnan(v)]
+        out[m] = [float(np.percentile(v, lo)), float(np.percentile(v, hi))] if len(v) else [float("nan")] * 2
+    return out
+
+
+def choose_threshold(y_true, p_fake) -> float:
+    """The threshold maximising Youden's J (TPR - FPR) on the given (validation) predictions."""
+    y = np.asarray(y_true).astype(int)
+    if len(np.unique(y)) < 2:
+        return 0.5
+    fpr, tpr, thr = roc_curve(y, np.asarray(p_fake, dtype=float))
+    best = int(np.argmax(tpr - fpr))
+    return float(min(max(thr[best], 0.0), 1.0))
+
+
+def mcnemar_test(y_true, pred_a, pred_b) -> dict:
+    """McNemar's exact test: do models A and B err on different images more than by chance?
+
+    Counts the images only A gets right (``a_only``) and only B gets right (``b_only``); the
+    p-value is the two-sided binomial test of ``a_only`` among the discordant pairs at 1/2.
+    """
+    y = np.asarray(y_true).astype(int)
+    a_ok = np.asarray(pred_a).astype(int) == y
+    b_ok = np.asarray(pred_b).astype(int) == y
+    a_only = int((a_ok & ~b_ok).sum())
+    b_only = int((~a_ok & b_ok).sum())
+    discordant = a_only + b_only
+    p = float(binomtest(a_only, discordant, 0.5).pvalue) if discordant else 1.0
+    return {
+        "n": int(len(y)),
+        "both_correct": int((a_ok & b_ok).sum()),
+        "a_only": a_only,
+        "b_only": b_only,
+        "both_wrong": int((~a_ok & ~b_ok).sum()),
+        "p_value": p,
+        "test": "McNemar exact (two-sided binomial on discordant pairs)",
+    }
+
+
+def reliability_bins(y_true, p_fake, n_bins: int = 15) -> list[dict]:
+    """Equal-width bins of the predicted probability of the predicted class (confidence)."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(p_fake, dtype=float)
+    pred = (p >= 0.5).astype(int)
+    conf = np.where(pred == 1, p, 1 - p)
+    correct = pred == y
+    edges = np.linspace(0.5, 1.0, n_bins + 1)
+    rows = []
+    for i in range(n_bins):
+        lo, hi = edges[i], edges[i + 1]
+        m = (conf >= lo) & ((conf < hi) if i < n_bins - 1 else (conf <= hi))
+        rows.append({
+            "low": float(lo), "high": float(hi), "n": int(m.sum()),
+            "confidence": float(conf[m].mean()) if m.any() else float("nan"),
+            "accuracy": float(correct[m].mean()) if m.any() else float("nan"),
+        })
+    return rows
+
+
+def expected_calibration_error(y_true, p_fake, n_bins: int = 15) -> float:
+    """ECE: the n-weighted mean |accuracy - confidence| over the reliability bins."""
+    rows = reliability_bins(y_true, p_fake, n_bins)
+    n = sum(r["n"] for r in rows)
+    return float(sum(r["n"] * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"]) / n)

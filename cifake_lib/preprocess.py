@@ -1,0 +1,88 @@
+"""Batched preprocessing on the device: uint8 batch -> (augment) -> float -> resize -> normalize.
+
+This replaces the paper's per-image PIL ``Resize(224)`` + ``ToTensor`` + ``Normalize`` in
+DataLoader workers: whole batches are sliced from the in-memory uint8 tensor (on the GPU when
+there is one) and transformed with a handful of tensor operations.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image of an N x C x H x W batch horizontally with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def random_translate(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image of a float batch by up to ``pad`` pixels in x and y (reflection padding)."""
+    if pad <= 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows, cols]
+
+
+class Preprocessor:
+    """Turns uint8 N x 3 x S x S batches into normalized float batches of ``image_size``.
+
+    ``augment`` applies a random horizontal flip and a translation of up to ``translate`` pixels
+    (at the stored resolution) before resizing, only when called with ``train=True``.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        *,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        augment: bool = False,
+        translate: int = 2,
+        channels_last: bool = False,
+        device: torch.device | str = "cpu",
+    ):
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        self.image_size = image_size
+        self.augment = augment
+        self.translate = translate
+        self.channels_last = channels_last
+        self.device = torch.device(device)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+
+    def __call__(self, batch: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a uint8 N x 3 x H x W batch, got {tuple(batch.shape)} {batch.dtype}")
+        x = batch.to(self.device, non_blocking=True).float().div_(255.0)
+        if train and self.augment:
+            x = random_translate(random_flip(x, generator), self.translate, generator)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            # bilinear, like torchvision's Resize; antialias matters only when shrinking
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
+                              align_corners=False, antialias=self.image_size < batch.shape[-1])
+        x = (x - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def describe(self) -> dict:
+        return {
+            "image_size": self.image_size,
+            "resize": "bilinear (batched, on device)",
+            "mean": [round(v, 4) for v in self.mean.flatten().tolist()],
+            "std": [round(v, 4) for v in self.std.flatten().tolist()],
+            "augment": "random horizontal flip + translate" if self.augment else "none",
+        }

@@ -1,0 +1,417 @@
+"""Models, preprocessing, metrics, checkpoints, resume, evaluation and the engine CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from torchvision.transforms import v2
+
+from cifake_lib.cli import main
+from cifake_lib.config import ConfigError, TrainConfig
+from cifake_lib.data import load_cifake
+from cifake_lib.evaluate import PREDICTION_COLUMNS, evaluate_model
+from cifake_lib.metrics import binary_metrics, bootstrap_ci, choose_threshold, mcnemar_test
+from cifake_lib.models import (
+    MODELS, WeightsUnavailableError, build_model, count_parameters, layer_table, weights_cache_file,
+)
+from cifake_lib.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
+from cifake_lib.profiles import profile_config
+from cifake_lib.splits import make_splits
+from cifake_lib.train import CheckpointError, load_checkpoint, save_checkpoint, train_model
+
+# ----------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("name,size,params", [
+    ("resnet18", 224, 11_177_538), ("resnet18", 64, 11_177_538),
+    ("resnet18_cifar", 32, 11_169_858), ("custom_cnn", 32, 618_306), ("custom_cnn", 224, 618_306),
+])
+def test_model_shapes_and_parameter_counts(name, size, params):
+    model = build_model(name).eval()
+    assert count_parameters(model) == params
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, size, size)).shape == (2, 2)
+
+
+def test_resnet18_is_torchvision_with_two_class_head():
+    from torchvision.models import resnet18
+
+    ours, ref = build_model("resnet18"), resnet18()
+    assert ours.fc.out_features == 2 and ours.fc.in_features == 512
+    ours_keys = {k: v.shape for k, v in ours.state_dict().items() if not k.startswith("fc.")}
+    assert ours_keys == {k: v.shape for k, v in ref.state_dict().items() if not k.startswith("fc.")}
+    cifar = build_model("resnet18_cifar")
+    assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
+    assert isinstance(cifar.maxpool, torch.nn.Identity)
+
+
+def test_layer_table_lists_every_layer():
+    rows = layer_table(build_model("custom_cnn"), 32)
+    assert rows[0]["type"] == "Conv2d" and rows[0]["output"] == "32x32x32"
+    assert rows[-1]["output"] == "2" and sum(r["params"] for r in rows) == 618_306
+
+
+def test_unknown_model_and_pretrained_cnn():
+    with pytest.raises(ValueError, match="unknown model 'vgg'"):
+        build_model("vgg")
+    with pytest.raises(ValueError, match="custom_cnn has no pretrained weights"):
+        build_model("custom_cnn", pretrained=True)
+
+
+def test_pretrained_offline_names_file_and_cache(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def refuse(*a, **k):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(WeightsUnavailableError) as exc:
+        build_model("resnet18", pretrained=True)
+    msg = str(exc.value)
+    assert "resnet18-f37072fd.pth" in msg and str(tmp_path / "hub" / "checkpoints") in msg
+    assert "--weights PATH" in msg and "offline" in msg
+
+
+def test_pretrained_from_local_file_and_hub_cache(monkeypatch, tmp_path):
+    from torchvision.models import resnet18
+
+    ref = resnet18()
+    weights = tmp_path / "w.pth"
+    torch.save(ref.state_dict(), weights)
+    model = build_model("resnet18", weights_path=weights)
+    assert torch.equal(model.conv1.weight, ref.conv1.weight)
+    # the same file in the torch hub cache is found without a path
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    weights_cache_file().parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), weights_cache_file())
+    assert torch.equal(build_model("resnet18", pretrained=True).layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
+    bad = tmp_path / "bad.pth"
+    bad.write_text("nope")
+    with pytest.raises(WeightsUnavailableError, match="not a readable PyTorch weights file"):
+        build_model("resnet18", weights_path=bad)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def test_preprocessing_matches_per_image_torchvision_reference():
+    rng = np.random.default_rng(0)
+    batch = torch.from_numpy(rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
+    ours = Preprocessor(224)(batch)
+    ref_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Resize(224, antialias=True),
+                            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    expected = torch.stack([ref_float(img) for img in batch])
+    assert ours.shape == (4, 3, 224, 224)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+    # the paper's PIL path (Resize on a PIL image, ToTensor, Normalize) agrees to uint8 rounding
+    from PIL import Image
+    from torchvision import transforms as T
+
+    pil = T.Compose([T.Resize(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    paper = torch.stack([pil(Image.fromarray(img.permute(1, 2, 0).numpy())) for img in batch])
+    assert (ours - paper).abs().mean() < 0.02
+
+
+def test_preprocessing_without_resize_is_exact_normalization():
+    batch = torch.full((1, 3, 32, 32), 255, dtype=torch.uint8)
+    out = Preprocessor(32)(batch)
+    expected = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(out[0, :, 0, 0], expected)
+    with pytest.raises(ValueError, match="uint8 N x 3 x H x W"):
+        Preprocessor(32)(batch.float())
+    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+        Preprocessor(0)
+
+
+def test_augmentation_flip_and_translate():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    flipped = random_flip(x, g)
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+    assert torch.equal(random_translate(x, 0), x)
+    moved = random_translate(x, 2, torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape
+    # each output is a shifted window of the reflect-padded input
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    for i in range(2):
+        assert any(torch.equal(moved[i], padded[i, :, dy:dy + 8, dx:dx + 8]) for dy in range(5) for dx in range(5))
+    prep = Preprocessor(32, augment=True)
+    batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    assert torch.equal(prep(batch, train=False), Preprocessor(32)(batch))  # no augmentation at eval
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_against_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
+    m = binary_metrics(y, p, 0.5)
+    pred = (p >= 0.5).astype(int)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["precision"] == pytest.approx(precision_score(y, pred))
+    assert m["recall"] == pytest.approx(recall_score(y, pred))
+    assert m["f1"] == pytest.approx(f1_score(y, pred))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p))
+    c = m["confusion"]
+    assert c["tp"] == int(((pred == 1) & (y == 1)).sum()) and c["fp"] == int(((pred == 1) & (y == 0)).sum())
+    assert sum(c.values()) == 500
+    ci = bootstrap_ci(y, p, n_boot=200)
+    for k in ("accuracy", "precision", "recall", "f1", "auc"):
+        assert ci[k][0] <= m[k] <= ci[k][1] and ci[k][1] - ci[k][0] < 0.2
+
+
+def test_paper_confusion_counts_give_paper_accuracy():
+    # the paper's ResNet-18: TP 4703, TN 4955, FP 88, FN 254 -> 96.58% accuracy
+    y = np.array([1] * (4703 + 254) + [0] * (4955 + 88))
+    p = np.array([1.0] * 4703 + [0.0] * 254 + [0.0] * 4955 + [1.0] * 88)
+    m = binary_metrics(y, p)
+    assert m["confusion"] == {"tp": 4703, "tn": 4955, "fp": 88, "fn": 254}
+    assert m["accuracy"] == pytest.approx(0.9658)
+
+
+def test_mcnemar_and_threshold():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0] * 10)
+    a = y.copy()
+    b = y.copy()
+    b[:20] = 1 - b[:20]  # B wrong on 20 images A gets right
+    r = mcnemar_test(y, a, b)
+    assert (r["a_only"], r["b_only"], r["both_correct"], r["both_wrong"]) == (20, 0, 60, 0)
+    assert r["p_value"] == pytest.approx(2 * 0.5**20)
+    assert mcnemar_test(y, a, a)["p_value"] == 1.0
+    p = np.where(y == 1, 0.3, 0.1)  # separable, but everything below 0.5
+    t = choose_threshold(y, p)
+    assert binary_metrics(y, p, t)["accuracy"] == 1.0
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TrainConfig.from_dict({"modle": "resnet18"})
+    with pytest.raises(ConfigError, match="invalid image_size=0"):
+        TrainConfig(image_size=0)
+    with pytest.raises(ConfigError, match="invalid model='vgg'"):
+        TrainConfig(model="vgg")
+    assert TrainConfig().input_size == 224 and TrainConfig(model="custom_cnn").input_size == 32
+    assert profile_config("cpu", "resnet18").limit_per_class == 3000
+    assert profile_config("cpu", "resnet18", limit_per_class=0).limit_per_class is None
+    assert profile_config("paper", "resnet18").pretrained is True
+    paper = TrainConfig()
+    assert (paper.lr, paper.epochs, paper.schedule, paper.weight_decay) == (1e-3, 10, "none", 0.0)
+
+
+# ----------------------------------------------------------------------------- checkpoints and training
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from cifake_lib.synth import make_synthetic_cifake
+
+    root = make_synthetic_cifake(tmp_path_factory.mktemp("engine") / "ds", per_class=120, seed=2)
+    data = load_cifake(root, progress=False, cache_dir=tmp_path_factory.mktemp("engine-cache"))
+    return root, data, make_splits(data, seed=0)
+
+
+def _cfg(**kw):
+    base = dict(model="custom_cnn", epochs=2, batch_size=32, seed=3, eval_batch_size=64)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_writes_history_and_checkpoints(small_data, tmp_path):
+    root, data, splits = small_data
+    res = train_model(_cfg(), data, splits, tmp_path / "run", progress=False, log=lambda m: None)
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert list(hist["epoch"]) == [1, 2]
+    for prefix in ("train", "val"):
+        for m in ("loss", "accuracy", "precision", "recall", "f1", "auc"):
+            assert f"{prefix}_{m}" in hist.columns
+    assert {"lr", "epoch_time_s", "train_images_per_s"} <= set(hist.columns)
+    assert hist["val_accuracy"].between(0, 1).all()
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert last["epoch"] == 2 and best["epoch"] == res.best_epoch
+    for key in ("model", "optimizer", "scheduler", "epoch", "best_metric", "config", "data", "provenance"):
+        assert key in last
+    assert last["data"]["fingerprint"] == data.fingerprint and last["data"]["synthetic"] is True
+    assert "git_commit" in last["provenance"] and "torch" in last["provenance"]["versions"]
+    assert best["best_metric"] == pytest.approx(hist["val_accuracy"].max())
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["model"] == "custom_cnn"
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after_first_epoch(msg):
+    if "train_loss" in msg:  # the first epoch row (with its header), printed after last.pt is saved
+        raise _Interrupt
+
+
+def test_resume_equals_uninterrupted_run(small_data, tmp_path):
+    root, data, splits = small_data
+    cfg = _cfg(augment=True, schedule="cosine")
+    train_model(cfg, data, splits, tmp_path / "a", progress=False, log=lambda m: None)
+    with pytest.raises(_Interrupt):
+        train_model(cfg, data, splits, tmp_path / "b", progress=False, log=_stop_after_first_epoch)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+    with pytest.raises(CheckpointError, match="settings differ.*augment True -> False"):
+        train_model(_cfg(augment=False, schedule="cosine"), data, splits, tmp_path / "b", resume=True,
+                    progress=False, log=lambda m: None)
+    train_model(cfg, data, splits, tmp_path / "b", resume=True, progress=False, log=lambda m: None)
+    a = pd.read_csv(tmp_path / "a" / "history.csv")
+    b = pd.read_csv(tmp_path / "b" / "history.csv")
+    assert list(b["epoch"]) == [1, 2]
+    timing = ["epoch_time_s", "train_images_per_s"]
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+    sa = load_checkpoint(tmp_path / "a" / "last.pt")
+    sb = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
+    assert sa["scheduler"]["last_epoch"] == sb["scheduler"]["last_epoch"]
+    # resuming a finished run adds nothing
+    train_model(cfg, data, splits, tmp_path / "b", resume=True, progress=False, log=lambda m: None)
+    assert len(pd.read_csv(tmp_path / "b" / "history.csv")) == 2
+
+
+def test_interrupted_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    save_checkpoint({"format": 1, "model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    good = path.read_bytes()
+
+    def dying_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint({"format": 1, "model": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    assert path.read_bytes() == good and list(tmp_path.iterdir()) == [path]
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "best.pt"
+    bad.write_text("hello")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"some": "dict"}, bad)
+    with pytest.raises(CheckpointError, match="not a cifake checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_evaluate_writes_stable_files(small_data, tmp_path):
+    root, data, splits = small_data
+    run = tmp_path / "run"
+    train_model(_cfg(epochs=1), data, splits, run, progress=False, log=lambda m: None)
+    rep = evaluate_model(run, data, n_boot=100, progress=False)
+    pred = pd.read_csv(run / "test" / "predictions.csv")
+    assert list(pred.columns) == PREDICTION_COLUMNS and len(pred) == len(splits.test)
+    assert set(pred["label"]) <= {0, 1} and pred["p_fake"].between(0, 1).all()
+    assert ((pred["p_fake"] >= 0.5).astype(int) == pred["pred"]).all()
+    m = json.loads((run / "test" / "metrics.json").read_text())
+    for key in ("accuracy", "precision", "recall", "f1", "auc", "threshold", "n", "confusion"):
+        assert key in m
+    assert set(m["confusion"]) >= {"tp", "tn", "fp", "fn"} and m["n"] == len(pred)
+    assert m["accuracy"] == pytest.approx((pred["label"] == pred["pred"]).mean())
+    assert m["ci95"]["accuracy"][0] <= m["accuracy"] <= m["ci95"]["accuracy"][1]
+    assert set(m["per_category"]) == set(pred["category"])
+    assert m["synthetic"] is True and m["test_source"].startswith("official")
+    val = evaluate_model(run, data, split="val", threshold="val", n_boot=50, progress=False)
+    assert val["threshold_rule"].startswith("Youden") and (run / "val" / "metrics.json").exists()
+    assert rep["provenance"]["data"]["fingerprint"] == data.fingerprint
+
+
+def test_cli_train_evaluate_predict(small_data, tmp_path, capsys):
+    root, data, splits = small_data
+    run = tmp_path / "cli-run"
+    assert main(["train", "--model", "custom_cnn", "--data", str(root), "--out", str(run), "--epochs", "1",
+                 "--batch-size", "32", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "val_acc" in out and "best epoch 1" in out
+    assert main(["evaluate", "--run", str(run), "--data", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "95% CI" in out and "TP" in out
+    big = tmp_path / "big.png"
+    from PIL import Image
+
+    Image.new("L", (300, 200), 128).save(big)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("nope")
+    good = root / "test" / "FAKE" / "0000.jpg"
+    assert main(["predict", "--run", str(run), str(good), str(big), str(broken)]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in lines] == [str(good), str(big), str(broken)]
+    assert 0 <= lines[0]["p_fake"] <= 1 and lines[0]["label"] in ("REAL", "FAKE")
+    assert "p_fake" in lines[1] and "error" in lines[2]
+    assert main(["predict", "--run", str(run), str(root / "test" / "REAL")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 24
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "vgg", "--out", "x"], "invalid choice: 'vgg'"),
+    (["train", "--model", "custom_cnn", "--out", "x", "--image-size", "0"], "expected a positive integer, got 0"),
+    (["evaluate", "--run", "r", "--split", "train"], "invalid choice: 'train'"),
+])
+def test_cli_bad_options_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_checkpoint_that_is_not_one(small_data, tmp_path, capsys):
+    root, data, splits = small_data
+    run = tmp_path / "fake-run"
+    run.mkdir()
+    (run / "best.pt").write_text("not a checkpoint")
+    assert main(["evaluate", "--run", str(run), "--data", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert main(["evaluate", "--run", str(tmp_path / "missing"), "--data", str(root)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_models_registry_names():
+    assert set(MODELS) == {"resnet18", "resnet18_cifar", "custom_cnn"}
+    assert not math.isnan(count_parameters(build_model("custom_cnn")))
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_gloo(small_data, tmp_path):
+    """The same train command under torchrun: 2 gloo processes, rank-0 files, gathered metrics."""
+    import os
+    import subprocess
+    import sys
+
+    root, data, splits = small_data
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "cifake_lib.cli", "train", "--model", "custom_cnn", "--data", str(root), "--out", str(run),
+           "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("*best") == 1  # only rank 0 prints the epoch row
+    hist = pd.read_csv(run / "history.csv")
+    assert list(hist["epoch"]) == [1]
+    ckpt = load_checkpoint(run / "best.pt")
+    assert ckpt["provenance"]["world_size"] == 2
+    assert not list(run.glob(".*tmp*"))
+    # validation metrics were gathered over the whole val split, not one rank's half
+    rep = evaluate_model(run, data, split="val", n_boot=10, progress=False)
+    assert rep["n"] == len(splits.val)
+    assert hist["val_accuracy"].iloc[0] == pytest.approx(rep["accuracy"], abs=1e-9)
+    assert hist["val_auc"].iloc[0] == pytest.approx(rep["auc"], abs=1e-6)
