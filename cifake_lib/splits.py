@@ -201,3 +201,17 @@ def load_manifest(path: str | os.PathLike, data: CifakeData) -> Splits:
         )
     parts = {name: data.index_of(doc[name]) for name in ("train", "val", "test", "test_leak_free")}
     return Splits(settings=doc["settings"], **parts)
+
+
+def limit_parts(splits: Splits, data: CifakeData, limit_per_class: int | None, seed: int = 0) -> Splits:
+    """A training subset of saved splits: at most K train images per class, validation cut in the
+    same proportion (at least 50 per class), test unchanged so that every model is scored on
+    the same images."""
+    if not limit_per_class:
+        return splits
+    rng = np.random.default_rng(seed)
+    train = subset_per_class(data, splits.train, limit_per_class, rng)
+    ratio = len(splits.val) / max(1, len(splits.train))
+    val = subset_per_class(data, splits.val, max(50, int(np.ceil(limit_per_class * ratio))), rng)
+    settings = {**splits.settings, "training_subset_per_class": int(limit_per_class)}
+    return Splits(train, val, splits.test, splits.test_leak_free, settings)

@@ -1,0 +1,115 @@
+"""The paper's reported results, side-by-side tables, and a conclusion built from the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .metrics import METRICS
+
+# Confusion counts reported by the paper on its 10,000-image test evaluation (FAKE positive).
+PAPER_CONFUSION = {
+    "resnet18": {"tp": 4703, "tn": 4955, "fp": 88, "fn": 254},
+    "custom_cnn": {"tp": 4749, "tn": 4762, "fp": 281, "fn": 208},
+}
+DISPLAY_NAMES = {"resnet18": "ResNet-18", "custom_cnn": "Custom CNN", "resnet18_cifar": "ResNet-18 (32px stem)"}
+SIGNIFICANCE = 0.05
+
+
+def metrics_from_confusion(c: dict) -> dict:
+    """accuracy, precision, recall, F1 from confusion counts (AUC is not recoverable)."""
+    tp, tn, fp, fn = c["tp"], c["tn"], c["fp"], c["fn"]
+    precision = tp / (tp + fp)
+    recall = tp / (tp + fn)
+    return {
+        "n": tp + tn + fp + fn,
+        "accuracy": (tp + tn) / (tp + tn + fp + fn),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall),
+        "auc": float("nan"),
+        "confusion": dict(c),
+    }
+
+
+def paper_metrics(model: str) -> dict | None:
+    c = PAPER_CONFUSION.get(model)
+    return metrics_from_confusion(c) if c else None
+
+
+def comparison_table(reports: dict) -> pd.DataFrame:
+    """Rows: metrics; for each model, ours (with 95% CI) and the paper's value."""
+    rows = []
+    for m in METRICS:
+        row = {"metric": m}
+        for model, rep in reports.items():
+            name = DISPLAY_NAMES.get(model, model)
+            lo, hi = rep["ci95"][m]
+            row[f"{name}: ours"] = f"{rep[m]:.4f} [{lo:.4f}, {hi:.4f}]"
+            paper = paper_metrics(model)
+            row[f"{name}: paper"] = "not reported" if paper is None or np.isnan(paper[m]) else f"{paper[m]:.4f}"
+        rows.append(row)
+    for key in ("tp", "tn", "fp", "fn"):
+        row = {"metric": key.upper()}
+        for model, rep in reports.items():
+            name = DISPLAY_NAMES.get(model, model)
+            row[f"{name}: ours"] = f"{rep['confusion'][key]:,}"
+            paper = paper_metrics(model)
+            row[f"{name}: paper"] = f"{paper['confusion'][key]:,}" if paper else "-"
+        rows.append(row)
+    row = {"metric": "n (test images)"}
+    for model, rep in reports.items():
+        name = DISPLAY_NAMES.get(model, model)
+        row[f"{name}: ours"] = f"{rep['n']:,}"
+        row[f"{name}: paper"] = "10,000" if paper_metrics(model) else "-"
+    rows.append(row)
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> list[str]:
+    """Sentences derived from measured numbers: who wins on what, is it significant, vs the paper."""
+    names = list(reports)
+    out = []
+    if synthetic:
+        out.append("These numbers come from SYNTHETIC demo data, not CIFAKE: they show that the pipeline runs, "
+                   "not how well the models detect AI-generated images.")
+    if len(names) == 2:
+        a, b = names
+        da, db = DISPLAY_NAMES.get(a, a), DISPLAY_NAMES.get(b, b)
+        wins = {da: [], db: [], "tie": []}
+        for m in METRICS:
+            va, vb = reports[a][m], reports[b][m]
+            if np.isnan(va) or np.isnan(vb):
+                continue
+            (wins[da] if va > vb else wins[db] if vb > va else wins["tie"]).append(f"{m} ({max(va, vb):.4f} vs {min(va, vb):.4f})")
+        for who in (da, db):
+            if wins[who]:
+                out.append(f"{who} scores higher on " + ", ".join(wins[who]) + ".")
+        if mcnemar is not None:
+            p = mcnemar["p_value"]
+            better = da if mcnemar["a_only"] > mcnemar["b_only"] else db
+            verdict = ("significant" if p < SIGNIFICANCE else "not significant")
+            out.append(
+                f"On the images where the two models disagree, {da} alone is right on {mcnemar['a_only']:,} and "
+                f"{db} alone on {mcnemar['b_only']:,}; McNemar's exact test gives p = {p:.3g}, so the accuracy "
+                f"difference is {verdict} at the {SIGNIFICANCE:.0%} level"
+                + (f" (in favour of {better})." if p < SIGNIFICANCE else ".")
+            )
+    for model, rep in reports.items():
+        paper = paper_metrics(model)
+        if paper is None:
+            continue
+        name = DISPLAY_NAMES.get(model, model)
+        lo, hi = rep["ci95"]["accuracy"]
+        diff = rep["accuracy"] - paper["accuracy"]
+        if lo > paper["accuracy"]:
+            rel = "above"
+        elif hi < paper["accuracy"]:
+            rel = "below"
+        else:
+            rel = "consistent with"
+        out.append(
+            f"{name}: accuracy {rep['accuracy']:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
+            f"{paper['accuracy']:.2%} ({diff * 100:+.2f} percentage points)."
+        )
+    return out

@@ -1,0 +1,182 @@
+"""Figures for the notebooks and the report; each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.metrics import roc_curve
+
+from .labels import CIFAR10_CATEGORIES
+
+sns.set_theme(style="whitegrid", context="notebook")
+CLASS_COLOURS = {"REAL": "#1f77b4", "FAKE": "#d62728"}
+
+
+def _img(arr: np.ndarray) -> np.ndarray:
+    return np.asarray(arr).transpose(1, 2, 0)
+
+
+def plot_sample_grid(data, samples: dict, title: str = "REAL and FAKE samples per CIFAR-10 category"):
+    """Rows: categories; columns: REAL samples then FAKE samples."""
+    cats = sorted({c for c, _ in samples}, key=lambda c: (list(CIFAR10_CATEGORIES) + ["unknown"]).index(c))
+    per = max(len(v) for v in samples.values())
+    fig, axes = plt.subplots(len(cats), 2 * per, figsize=(1.3 * 2 * per, 1.35 * len(cats)), squeeze=False)
+    for r, cat in enumerate(cats):
+        for k, cls in enumerate(("REAL", "FAKE")):
+            rows = samples.get((cat, cls), [])
+            for j in range(per):
+                ax = axes[r, k * per + j]
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j < len(rows):
+                    ax.imshow(_img(data.images[rows[j]]), interpolation="nearest")
+                for s in ax.spines.values():
+                    s.set_edgecolor(CLASS_COLOURS[cls])
+                    s.set_linewidth(2)
+                if r == 0:
+                    ax.set_title(cls, fontsize=9, color=CLASS_COLOURS[cls])
+            axes[r, 0].set_ylabel(cat, fontsize=9, rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_colour_histograms(hist: dict):
+    edges = hist["edges"]
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), sharey=True)
+    for ax, ch in zip(axes, "RGB"):
+        for cls in ("REAL", "FAKE"):
+            ax.plot(centres, hist[cls][ch], color=CLASS_COLOURS[cls], label=cls)
+        ax.set_title(f"{ch} channel")
+        ax.set_xlabel("pixel value (0-255)")
+    axes[0].set_ylabel("density")
+    axes[0].legend()
+    fig.suptitle("Pixel value distributions per class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_spectra(spectra: dict):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    # the DC term is ~0 after mean removal (log -> very negative): scale by percentiles instead
+    vals = np.concatenate([s.ravel() for s in spectra.values()])
+    vmin, vmax = np.percentile(vals, [1, 99.5])
+    for ax, cls in zip(axes, ("REAL", "FAKE")):
+        im = ax.imshow(spectra[cls], cmap="magma", vmin=vmin, vmax=vmax)
+        ax.set_title(f"{cls}: mean log-amplitude")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    diff = spectra["FAKE"] - spectra["REAL"]
+    lim = np.percentile(np.abs(diff), 99.5)
+    im = axes[2].imshow(diff, cmap="coolwarm", vmin=-lim, vmax=lim)
+    axes[2].set_title("FAKE - REAL")
+    axes[2].set_xticks([])
+    axes[2].set_yticks([])
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    fig.suptitle("Frequency content (centre = low frequencies)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_upscale(img32: np.ndarray, img_big: np.ndarray, size: int):
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    axes[0].imshow(_img(img32), interpolation="nearest")
+    axes[0].set_title(f"stored: {img32.shape[-1]}x{img32.shape[-1]}")
+    axes[1].imshow(np.clip(_img(img_big), 0, 1))
+    axes[1].set_title(f"model input: {size}x{size} (bilinear)")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_row(images, titles, suptitle: str = ""):
+    fig, axes = plt.subplots(1, len(images), figsize=(2 * len(images), 2.3), squeeze=False)
+    for ax, im, t in zip(axes[0], images, titles):
+        ax.imshow(np.clip(_img(im), 0, 1) if np.asarray(im).dtype != np.uint8 else _img(im), interpolation="nearest")
+        ax.set_title(t, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: pd.DataFrame, title: str):
+    """Per-epoch train and validation curves: accuracy, precision, recall, F1, loss, AUC."""
+    metrics = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
+               ("f1", "F1 score"), ("loss", "Cross-entropy loss"), ("auc", "AUC-ROC")]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for ax, (m, label) in zip(axes.ravel(), metrics):
+        ax.plot(history["epoch"], history[f"train_{m}"], "o-", label="train")
+        ax.plot(history["epoch"], history[f"val_{m}"], "s-", label="validation")
+        if "best" in history and history["best"].any():
+            best = history.loc[history["best"].astype(bool), "epoch"].iloc[-1]
+            ax.axvline(best, color="grey", ls=":", lw=1)
+        ax.set_title(label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0, 0].legend()
+    fig.suptitle(title + "  (dotted line: best checkpoint)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrices(confusions: dict):
+    """{name: {"tp","tn","fp","fn"}} side by side, rows = true class, FAKE positive."""
+    fig, axes = plt.subplots(1, len(confusions), figsize=(4.6 * len(confusions), 4), squeeze=False)
+    for ax, (name, c) in zip(axes[0], confusions.items()):
+        mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+        sns.heatmap(mat, annot=True, fmt=",d", cmap="Blues", cbar=False, ax=ax,
+                    xticklabels=["REAL", "FAKE"], yticklabels=["REAL", "FAKE"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc_curves(curves: dict):
+    """{name: (y_true, p_fake, auc)} as ROC curves."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, (y, p, auc) in curves.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.4f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+    ax.set_xlabel("false positive rate (REAL called FAKE)")
+    ax.set_ylabel("true positive rate (FAKE caught)")
+    ax.set_title("ROC curves on the test split")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_category_heatmap(frame: pd.DataFrame, title: str = "Accuracy per CIFAR-10 category and class"):
+    fig, ax = plt.subplots(figsize=(1.2 * frame.shape[1] + 3, 0.45 * frame.shape[0] + 1.5))
+    sns.heatmap(frame, annot=True, fmt=".3f", cmap="viridis", vmin=max(0.0, float(np.nanmin(frame.values)) - 0.02),
+                vmax=1.0, ax=ax, cbar_kws={"label": "accuracy"})
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reliability(bins_by_model: dict):
+    """{name: (bins, ece)} reliability diagrams (confidence of the predicted class)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect calibration")
+    for name, (bins, ece) in bins_by_model.items():
+        xs = [b["confidence"] for b in bins if b["n"]]
+        ys = [b["accuracy"] for b in bins if b["n"]]
+        ax.plot(xs, ys, "o-", label=f"{name} (ECE {ece:.4f})")
+    ax.set_xlabel("confidence of the predicted class")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability diagram (test split)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
