@@ -1,0 +1,50 @@
+"""The benchmark scripts run (tiny sizes) and end with their key figure; the GPU check dry-runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _run(args, tmp_path, timeout=600):
+    env = {k: v for k, v in os.environ.items() if k != "CIFAKE_DATA"}  # synthetic data: fast
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()
+
+
+def test_gpu_check_smoke_dry_run(tmp_path):
+    lines = _run([str(ROOT / "benchmarks/gpu_check.py"), "--smoke", "--out", str(tmp_path)], tmp_path)
+    assert lines[-1].startswith("speedup (cifake trainer / paper-style):")
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert result["device"] == "cpu" and result["images"] == 256
+    for key in ("data_path_img_s", "trainer", "paper_style", "speedup"):
+        assert key in result
+    assert result["trainer"]["train_img_s"] > 0 and result["paper_style"]["img_s"] > 0
+    assert result["trainer"]["tflop_s"] > 0
+
+
+def test_data_path_benchmark_prints_ratio(tmp_path):
+    out = tmp_path / "d.json"
+    lines = _run([str(ROOT / "benchmarks/bench_data_path.py"), "--n-per-class", "64", "--repeats", "1",
+                  "--workers", "1", "--sizes", "32", "--json", str(out)], tmp_path)
+    assert lines[-1].startswith("ratio (cifake / paper-style): 32px ")
+    r = json.loads(out.read_text())
+    assert r["32px"]["ratio"] > 0 and r["cache"]["first_decode_s"] > 0
+
+
+def test_train_and_inference_benchmarks_print_figures(tmp_path):
+    lines = _run([str(ROOT / "benchmarks/bench_train_step.py"), "--cases", "custom_cnn:32", "--scale", "0.03",
+                  "--repeats", "1", "--json", str(tmp_path / "t.json")], tmp_path)
+    assert lines[-1].startswith("ratio (trainer / plain loop): custom_cnn @ 32px ")
+    lines = _run([str(ROOT / "benchmarks/bench_inference.py"), "--n-per-class", "64", "--files", "16",
+                  "--repeats", "1", "--models", "custom_cnn:32", "--json", str(tmp_path / "i.json")], tmp_path)
+    assert lines[-1].startswith("throughput: custom_cnn @ 32px evaluate ")
