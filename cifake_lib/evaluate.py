@@ -29,18 +29,24 @@ from .train import DistInfo, load_run_model, make_runtime, predict_batches, reso
 PREDICTION_COLUMNS = ["path", "label", "category", "p_fake", "pred"]
 
 
-def predict_rows(model, data: CifakeData, idx: np.ndarray, cfg: TrainConfig, device, batch_size: int = 512,
-                 progress: bool = True) -> np.ndarray:
-    """p_fake for rows ``idx`` of ``data`` (numpy, same order)."""
+def predict_images(model, images: np.ndarray, cfg: TrainConfig, device, batch_size: int = 512,
+                   progress: bool = True) -> np.ndarray:
+    """p_fake for a uint8 N x 3 x H x W array, preprocessed as the run's training data was."""
     rt = make_runtime(cfg, device, augment=False)
     if rt.prep.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    images = torch.from_numpy(data.images)
-    t_idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+    t = torch.from_numpy(np.ascontiguousarray(images))
     if device.type == "cuda":
-        images, t_idx = images.to(device), t_idx.to(device)
-    p, _ = predict_batches(model, images, None, t_idx, rt, batch_size, progress=progress, desc="evaluate")
+        t = t.to(device)
+    idx = torch.arange(len(t), device=t.device)
+    p, _ = predict_batches(model, t, None, idx, rt, batch_size, progress=progress, desc="evaluate")
     return p.float().cpu().numpy()
+
+
+def predict_rows(model, data: CifakeData, idx: np.ndarray, cfg: TrainConfig, device, batch_size: int = 512,
+                 progress: bool = True) -> np.ndarray:
+    """p_fake for rows ``idx`` of ``data`` (numpy, same order)."""
+    return predict_images(model, data.images[np.asarray(idx, dtype=np.int64)], cfg, device, batch_size, progress)
 
 
 def per_category_accuracy(labels: np.ndarray, categories: np.ndarray, pred: np.ndarray) -> dict:
@@ -117,6 +123,7 @@ def evaluate_model(
     rep["test_source"] = splits.settings.get("test_source")
     rep["synthetic"] = bool(data.synthetic)
     rep["model"] = cfg.model
+    rep["pretrained"] = bool(cfg.pretrained)
     rep["best_epoch"] = int(ckpt["epoch"])
     rep["images_per_s"] = float(len(idx) / seconds) if seconds > 0 else None
     rep["leak_free"] = None

@@ -133,3 +133,28 @@ def expected_calibration_error(y_true, p_fake, n_bins: int = 15) -> float:
     rows = reliability_bins(y_true, p_fake, n_bins)
     n = sum(r["n"] for r in rows)
     return float(sum(r["n"] * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"]) / n)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def apply_temperature(p_fake, temperature: float) -> np.ndarray:
+    """p_fake after dividing the 2-class logit difference by ``temperature``."""
+    return 1.0 / (1.0 + np.exp(-_logit(p_fake) / temperature))
+
+
+def fit_temperature(y_true, p_fake) -> float:
+    """Temperature (0.05-20) minimising the negative log-likelihood on held-out predictions."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(y_true).astype(int)
+    z = _logit(p_fake)
+
+    def nll(log_t):
+        q = np.clip(1.0 / (1.0 + np.exp(-z / np.exp(log_t))), 1e-12, 1 - 1e-12)
+        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))

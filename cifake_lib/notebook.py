@@ -42,6 +42,7 @@ PARAMETERS = {
     "RESUME": ((bool,), "continue an interrupted run from last.pt"),
     "VAL_FRACTION": ((float,), "validation share carved from train"),
     "SEEDS": ((int, type(None)), "number of training seeds (None = profile)"),
+    "COMPARE_SCRATCH": ((bool,), "also train ResNet-18 from scratch when the main run is pretrained"),
 }
 SYNTH_PER_CLASS = 300
 _COMMON = ("DATA", "PROFILE", "OUT", "SEED")
@@ -50,9 +51,11 @@ _TRAIN = ("MODEL", "EPOCHS", "IMAGE_SIZE", "BATCH_SIZE", "LR", "PRETRAINED", "WE
 NOTEBOOK_PARAMETERS = {
     "01_data_exploration": _COMMON,
     "02_preprocessing": _COMMON + ("IMAGE_SIZE", "VAL_FRACTION"),
-    "03_train_resnet18": _COMMON + _TRAIN,
-    "04_train_custom_cnn": _COMMON + _TRAIN,
+    "03_train_resnet18": _COMMON + _TRAIN + ("SEEDS", "COMPARE_SCRATCH"),
+    "04_train_custom_cnn": _COMMON + _TRAIN + ("SEEDS",),
     "05_comparative_evaluation": _COMMON + ("EVAL_LIMIT_PER_CLASS",),
+    "06_explainability": _COMMON + ("EVAL_LIMIT_PER_CLASS",),
+    "07_robustness": _COMMON + ("EVAL_LIMIT_PER_CLASS",),
 }
 # test images per class scored in 05 when the profile sets no limit
 EVAL_LIMITS = {"smoke": 300, "cpu": None, "paper": None}
@@ -133,6 +136,21 @@ class Study:
             raise StudyError(f"no trained {model} at {run}: run {nb}.ipynb first (with the same OUT)")
         return run
 
+    def seed_runs(self, model: str) -> list[Path]:
+        """Every finished seed run of a model (seed 0 first)."""
+        runs = [self.require_run(model)]
+        i = 1
+        while (self.run_dir(model, i) / "best.pt").exists():
+            runs.append(self.run_dir(model, i))
+            i += 1
+        return runs
+
+    def require_evaluation(self, model: str) -> Path:
+        path = self.eval_dir / model / "predictions.csv"
+        if not path.exists():
+            raise StudyError(f"no test predictions for {model} at {path}: run 05_comparative_evaluation.ipynb first")
+        return path
+
     # ------------------------------------------------------------------ training
     def train_config(self, model: str | None = None, **extra) -> TrainConfig:
         p = self.params
@@ -167,7 +185,7 @@ class Study:
     def n_seeds(self) -> int:
         value = self.params.get("SEEDS")
         if value is None:
-            return PROFILES[self.profile].get("seeds", 1)
+            return PROFILES[self.profile]["seeds"]
         if value < 1:
             raise ConfigError(f"SEEDS={value}: expected at least 1")
         return value

@@ -180,3 +180,72 @@ def plot_reliability(bins_by_model: dict):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_cam_grid(views: np.ndarray, cams: np.ndarray, titles, suptitle: str = "", ncols: int = 8):
+    """Grad-CAM maps over the (upscaled, de-normalized) model inputs."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    n = len(views)
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.1 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i in range(n):
+        rgb = np.ascontiguousarray(views[i].transpose(1, 2, 0), dtype=np.float32)
+        ax = axes[i // ncols, i % ncols]
+        ax.imshow(show_cam_on_image(rgb, cams[i], use_rgb=True))
+        ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mean_cams(means: dict, title: str):
+    fig, axes = plt.subplots(1, len(means), figsize=(3.4 * len(means), 3.2))
+    for ax, (name, m) in zip(np.atleast_1d(axes), means.items()):
+        im = ax.imshow(m, cmap="jet", vmin=0, vmax=max(float(v.max()) for v in means.values()))
+        ax.set_title(f"mean map: {name}")
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_robustness(frame: pd.DataFrame):
+    """Accuracy at 0.5 and at the validation threshold, and AUC, per perturbation and model."""
+    f = frame.copy()
+    f["condition"] = f["perturbation"] + " " + f["strength"].replace("-", "")
+    order = list(dict.fromkeys(f["condition"]))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=False)
+    for ax, col, title in zip(axes, ("accuracy@0.5", "accuracy@val", "auc"),
+                              ("accuracy at threshold 0.5", "accuracy at the validation threshold", "AUC-ROC")):
+        sns.barplot(data=f, x="condition", y=col, hue="model", order=order, ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.set_ylim(max(0.0, float(f[col].min()) - 0.05), 1.0)
+        ax.tick_params(axis="x", rotation=60)
+    fig.suptitle("Test-time perturbations of the 32x32 images")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cam_groups(groups: dict, model_name: str):
+    """One row per group ("REAL, correct", ...): Grad-CAM overlays with their p_fake."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    ncols = max(len(v[0]) for v in groups.values())
+    fig, axes = plt.subplots(len(groups), ncols, figsize=(2.0 * ncols, 2.2 * len(groups)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, (name, (views, cams, titles)) in enumerate(groups.items()):
+        for j in range(len(views)):
+            rgb = np.ascontiguousarray(views[j].transpose(1, 2, 0), dtype=np.float32)
+            axes[r, j].imshow(show_cam_on_image(rgb, cams[j], use_rgb=True))
+            axes[r, j].set_title(f"{name}\n{titles[j]}", fontsize=8)
+    fig.suptitle(f"{model_name}: Grad-CAM for the predicted class on test images")
+    fig.tight_layout()
+    return fig

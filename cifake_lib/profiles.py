@@ -10,7 +10,8 @@ from .config import ConfigError, TrainConfig
 
 PROFILES: dict[str, dict] = {
     "smoke": {
-        "description": "tiny: 1 epoch, small images, <=150 images per class; minutes on a CPU",
+        "description": "tiny: 1 epoch, small images, <=150 images per class, 2 seeds; minutes on a CPU",
+        "seeds": 2,
         "common": {"epochs": 1, "batch_size": 64, "limit_per_class": 150},
         "resnet18": {"image_size": 32},
         "custom_cnn": {"image_size": 32},
@@ -18,7 +19,8 @@ PROFILES: dict[str, dict] = {
     },
     "cpu": {
         "description": "real CIFAKE on a 2-core CPU: custom CNN at 32px on the full train split, "
-                       "ResNet-18 at 64px on 3,000 images per class; 10 epochs each",
+                       "ResNet-18 at 64px on 3,000 images per class; 10 epochs each, one seed",
+        "seeds": 1,
         "common": {"epochs": 10, "batch_size": 128},
         "resnet18": {"image_size": 64, "limit_per_class": 3000},
         "custom_cnn": {"image_size": 32},
@@ -26,7 +28,8 @@ PROFILES: dict[str, dict] = {
     },
     "paper": {
         "description": "the paper's recipe on a GPU: pretrained ResNet-18 at 224px, Adam 1e-3, "
-                       "10 epochs, full data; the custom CNN with the same preprocessing",
+                       "10 epochs, full data; the custom CNN with the same preprocessing; one seed",
+        "seeds": 1,
         "common": {"epochs": 10, "batch_size": 256},
         "resnet18": {"image_size": 224, "pretrained": True},
         "custom_cnn": {"image_size": 224},

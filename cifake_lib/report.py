@@ -31,6 +31,8 @@ NOTEBOOKS = (
     "03_train_resnet18",
     "04_train_custom_cnn",
     "05_comparative_evaluation",
+    "06_explainability",
+    "07_robustness",
 )
 TITLES = {
     "01_data_exploration": "1. Data exploration",
@@ -38,6 +40,8 @@ TITLES = {
     "03_train_resnet18": "3. Fine-tuning ResNet-18",
     "04_train_custom_cnn": "4. Training the custom CNN",
     "05_comparative_evaluation": "5. Comparative evaluation",
+    "06_explainability": "6. Explainability (Grad-CAM)",
+    "07_robustness": "7. Robustness to image processing",
 }
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

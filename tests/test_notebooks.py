@@ -54,6 +54,16 @@ def test_notebooks_write_what_later_stages_read(smoke_report):
         assert 0 <= m["accuracy"] <= 1 and m["synthetic"] is True
     summary = json.loads((work / "evaluation" / "summary.json").read_text())
     assert summary["mcnemar"]["n"] == 32 and summary["conclusion"]
+    # smoke trains two seeds per model; 05 reports their mean and spread, and McNemar per seed pair
+    assert (work / "runs" / "resnet18_seed1" / "best.pt").exists()
+    assert summary["seeds"]["custom_cnn"]["accuracy"]["n_seeds"] == 2 and len(summary["seed_mcnemar"]) == 2
+    for model in ("resnet18", "custom_cnn"):
+        cal = summary["calibration"][model]
+        assert cal["temperature"] > 0 and 0 <= cal["ece"] <= 1 and 0 <= cal["ece_scaled"] <= 1
+    # offline: no ImageNet weights, so the notes say the pretrained-vs-scratch test was not possible
+    assert summary["scratch"] is None and any("could not be tested" in n for n in summary["notes"])
+    rob = pd.read_csv(work / "evaluation" / "robustness.csv")
+    assert set(rob["model"]) == {"ResNet-18", "Custom CNN"} and len(rob) == 2 * 11
     assert summary["conclusion"][0].startswith("These numbers come from SYNTHETIC demo data")
     # the conclusion quotes measured numbers, not fixed claims
     acc = summary["metrics"]["custom_cnn"]["accuracy"]
