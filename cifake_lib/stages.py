@@ -138,7 +138,7 @@ def training_summary(result: TrainResult, cfg: TrainConfig) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- 05
 
 
-def _evaluate_run(study, run, data, splits, out, limit, n_boot):
+def _evaluate_run(run, data, splits, out, limit, n_boot):
     rep = evaluate_model(run, data, split="test", out_dir=out, splits=splits, limit_per_class=limit,
                          n_boot=n_boot, progress=True)
     return rep, pd.read_csv(out / "predictions.csv")
@@ -168,16 +168,16 @@ def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> 
     reports, preds, seeds = {}, {}, {}
     for model in models:
         runs = study.seed_runs(model)
-        rep, pred = _evaluate_run(study, runs[0], data, splits, study.eval_dir / model, limit, n_boot)
+        rep, pred = _evaluate_run(runs[0], data, splits, study.eval_dir / model, limit, n_boot)
         reports[model], preds[model] = rep, pred
         seeds[model] = [(rep, pred)] + [
-            _evaluate_run(study, run, data, splits, study.eval_dir / f"{model}_seed{i}", limit, 200)
+            _evaluate_run(run, data, splits, study.eval_dir / f"{model}_seed{i}", limit, 200)
             for i, run in enumerate(runs[1:], start=1)
         ]
     scratch = None
     scratch_run = study.run_dir("resnet18", tag="scratch")
     if (scratch_run / "best.pt").exists() and "resnet18" in models:
-        srep, spred = _evaluate_run(study, scratch_run, data, splits, study.eval_dir / "resnet18_scratch", limit, n_boot)
+        srep, spred = _evaluate_run(scratch_run, data, splits, study.eval_dir / "resnet18_scratch", limit, n_boot)
         scratch = {"report": srep, "mcnemar": mcnemar_test(preds["resnet18"]["label"], preds["resnet18"]["pred"],
                                                            spred["pred"])}
     elif "resnet18" in models and not reports["resnet18"].get("pretrained", True):

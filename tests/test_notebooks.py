@@ -145,6 +145,9 @@ def test_html_and_pdf_export(smoke_report):
     assert pages >= 1 + len(NOTEBOOKS) * 2
     text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "SYNTHETIC DEMO DATA" in text and "profile" in text and "git commit" in text
+    everything = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    for heading in ("01 · Data exploration", "05 · Comparative evaluation", "06 · Explainability", "07 · Robustness"):
+        assert heading in everything
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf), str(report / "first")], check=True)
     from PIL import Image
 
@@ -204,3 +207,34 @@ def test_whole_chain_on_real_cifake_subset(real_zip, real_cache, tmp_path, monke
     assert (tmp_path / "report" / "index.html").exists() and out["pdf"] is None
     text = (tmp_path / "report" / "html" / "01_data_exploration.html").read_text()
     assert "SYNTHETIC DEMO DATA" not in text and "100000" in text.replace(",", "")
+
+
+def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch):
+    """With a local weights file, 03's stages train a from-scratch twin and 05 compares the two."""
+    import torch
+    from torchvision.models import resnet18
+
+    from cifake_lib import stages
+
+    weights = tmp_path / "resnet18-f37072fd.pth"
+    torch.save(resnet18().state_dict(), weights)  # stands in for the ImageNet file (offline here)
+    data = make_synthetic_cifake(tmp_path / "ds", per_class=40, seed=5)
+    base = {"DATA": str(data), "PROFILE": "smoke", "OUT": str(tmp_path / "out"), "SEED": 0}
+    stages.prepare_splits(notebook.setup("02_preprocessing", {**base, "IMAGE_SIZE": None, "VAL_FRACTION": 0.1}))
+    train = {"EPOCHS": None, "IMAGE_SIZE": None, "BATCH_SIZE": None, "LR": None, "WEIGHTS": str(weights),
+             "AUGMENT": False, "LIMIT_PER_CLASS": None, "RESUME": False, "SEEDS": 1}
+    study = notebook.setup("03_train_resnet18", {**base, **train, "MODEL": "resnet18", "PRETRAINED": "auto",
+                                                 "COMPARE_SCRATCH": True})
+    cfg = study.train_config()
+    assert cfg.pretrained is True and cfg.weights == str(weights) and not study.notes
+    stages.train_seeds(study, cfg)
+    twin = stages.train_scratch_twin(study, cfg)
+    assert twin is not None and (study.run_dir("resnet18", tag="scratch") / "best.pt").exists()
+    cnn = notebook.setup("04_train_custom_cnn", {**base, **train, "WEIGHTS": "", "MODEL": "custom_cnn",
+                                                 "PRETRAINED": False})
+    stages.train_seeds(cnn, cnn.train_config())
+    ev = notebook.setup("05_comparative_evaluation", {**base, "EVAL_LIMIT_PER_CLASS": None})
+    result = stages.evaluate_stage(ev, n_boot=50)
+    assert result["scratch"] is not None and result["scratch"]["mcnemar"]["n"] == result["reports"]["resnet18"]["n"]
+    assert any("from scratch reaches accuracy" in s for s in result["summary"]["conclusion"])
+    assert list(stages.scratch_table(result).index) == ["pretrained", "from scratch"]
