@@ -43,7 +43,7 @@ def our_pass(images, size: int, batch_size: int, device) -> int:
 
     from cifake_lib.preprocess import Preprocessor
 
-    prep = Preprocessor(size, device=device)
+    prep = Preprocessor(size, device=device, reuse_output=True)  # as the trainer uses it
     perm = torch.randperm(images.shape[0], device=images.device)
     n = 0
     for start in range(0, len(perm), batch_size):

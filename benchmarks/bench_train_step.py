@@ -29,7 +29,7 @@ def plain_loop(model_name, size, images, labels, batch_size, device, seed=0):
     model = build_model(model_name).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    prep = Preprocessor(size, device=device)
+    prep = Preprocessor(size, device=device, reuse_output=True)  # the same preprocessing as the trainer
     perm = torch.randperm(len(images))
     for start in range(0, len(perm), batch_size):
         b = perm[start : start + batch_size]

@@ -183,8 +183,9 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    # reuse_output: the trainer and predict_batches finish with each batch before the next
     prep = Preprocessor(cfg.input_size, augment=cfg.augment if augment is None else augment,
-                        channels_last=channels_last, device=device)
+                        channels_last=channels_last, device=device, reuse_output=True)
     return Runtime(device, prep, torch.bfloat16 if amp == "bf16" else None)
 
 
