@@ -14,6 +14,25 @@ PAPER_CONFUSION = {
 }
 DISPLAY_NAMES = {"resnet18": "ResNet-18", "custom_cnn": "Custom CNN", "resnet18_cifar": "ResNet-18 (32px stem)"}
 SIGNIFICANCE = 0.05
+# the paper's recipe per model: what a run must match for its numbers to count as a reproduction
+PAPER_RECIPE = {
+    "resnet18": {"pretrained": True, "input_size": 224},
+    "custom_cnn": {"input_size": 224},
+}
+FULL_TRAIN_SPLIT = 75_000  # a run on fewer training images than this is a subset run
+
+
+def recipe_differences(model: str, rep: dict) -> list[str]:
+    """How a run differs from the paper's recipe (empty when it follows it)."""
+    recipe = PAPER_RECIPE.get(model, {})
+    out = []
+    if recipe.get("pretrained") and rep.get("pretrained") is False:
+        out.append("trained from scratch, not from ImageNet weights")
+    if "input_size" in recipe and rep.get("input_size") not in (None, recipe["input_size"]):
+        out.append(f"{rep['input_size']}px input instead of {recipe['input_size']}px")
+    if rep.get("train_images") is not None and rep["train_images"] < FULL_TRAIN_SPLIT:
+        out.append(f"{rep['train_images']:,} training images instead of the full train split")
+    return out
 
 
 def metrics_from_confusion(c: dict) -> dict:
@@ -108,8 +127,11 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
             rel = "below"
         else:
             rel = "consistent with"
+        differs = recipe_differences(model, rep)
+        caveat = (" This run departs from the paper's recipe (" + "; ".join(differs) + "), so the comparison "
+                  "says how this configuration does, not whether the paper reproduces.") if differs else ""
         out.append(
             f"{name}: accuracy {rep['accuracy']:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
-            f"{paper['accuracy']:.2%} ({diff * 100:+.2f} percentage points)."
+            f"{paper['accuracy']:.2%} ({diff * 100:+.2f} percentage points).{caveat}"
         )
     return out

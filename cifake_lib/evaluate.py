@@ -124,6 +124,10 @@ def evaluate_model(
     rep["synthetic"] = bool(data.synthetic)
     rep["model"] = cfg.model
     rep["pretrained"] = bool(cfg.pretrained)
+    rep["input_size"] = int(cfg.input_size)
+    run_manifest = run_dir / "splits.json"
+    rep["train_images"] = (json.loads(run_manifest.read_text())["sizes"]["train"]["total"]
+                           if run_manifest.exists() else None)
     rep["best_epoch"] = int(ckpt["epoch"])
     rep["images_per_s"] = float(len(idx) / seconds) if seconds > 0 else None
     rep["leak_free"] = None

@@ -439,3 +439,20 @@ def test_upscale_matches_interpolate_and_buffer_reuse_is_explicit():
     torch.testing.assert_close(first, a)
     torch.testing.assert_close(second, a.flip(0))
     assert reuse(batch).data_ptr() == second.data_ptr()  # same buffer: the caller was warned
+
+
+def test_conclusion_flags_runs_that_depart_from_the_paper_recipe():
+    from cifake_lib.compare import conclusion, recipe_differences
+
+    base = {"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "auc": 0.95,
+            "ci95": {m: [0.89, 0.91] for m in ("accuracy", "precision", "recall", "f1", "auc")}}
+    paper_like = {**base, "pretrained": True, "input_size": 224, "train_images": 90_000}
+    assert recipe_differences("resnet18", paper_like) == []
+    scratch = {**base, "pretrained": False, "input_size": 64, "train_images": 6_000}
+    assert recipe_differences("resnet18", scratch) == [
+        "trained from scratch, not from ImageNet weights", "64px input instead of 224px",
+        "6,000 training images instead of the full train split"]
+    lines = conclusion({"resnet18": scratch, "custom_cnn": {**base, "input_size": 32, "train_images": 80_000}}, None)
+    resnet_line = next(line for line in lines if line.startswith("ResNet-18: accuracy 90.00%"))
+    assert "below the paper's 96.58%" in resnet_line and "departs from the paper's recipe" in resnet_line
+    assert any("32px input instead of 224px" in line for line in lines)
