@@ -460,7 +460,7 @@ def robustness_reading(frame: pd.DataFrame) -> list[str]:
         worst = g.loc[g["accuracy@0.5"].idxmin()]
         flip = g[g["perturbation"] == "hflip"].iloc[0]
         out.append(f"{model}: the largest drop at threshold 0.5 comes from {worst['perturbation']} "
-                   f"{worst['strength']} (accuracy {worst['accuracy@0.5']:.4f}, {worst['accuracy_drop@0.5']:+.4f} "
+                   f"{worst['strength']} (accuracy {worst['accuracy@0.5']:.4f}, {worst['accuracy_drop@0.5']:.4f} "
                    f"below clean; AUC {worst['auc']:.4f}); a horizontal flip changes accuracy by "
                    f"{-flip['accuracy_drop@0.5']:+.4f}.")
     return out
