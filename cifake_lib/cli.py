@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset")
     p.add_argument("--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)")
     p.add_argument("--out", help="output folder (default RUN_DIR/SPLIT)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run folder with best.pt")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset of the test part")
     p.add_argument("--csv", help="also write the table as CSV")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_robustness)
     return parser
 
