@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv test report lab audit benchmark clean
 
 help:
-	@echo "make report   run the study (notebooks 01-05) and export report/index.html + PDF"
+	@echo "make report   run the study (notebooks 01-07) and export report/index.html + PDF"
 	@echo "              options: DATA=path/to/cifake(.zip)  PROFILE=auto|smoke|cpu|paper"
 	@echo "make test     run the test suite (what CI runs)"
 	@echo "make lab      open the notebooks in JupyterLab with the project's kernel"

@@ -4,7 +4,7 @@
 (a) paper-style: torchvision ImageFolder over the same JPEG files extracted to a folder, PIL
     Resize + ToTensor + Normalize per image in DataLoader workers (num_workers = cores);
 (b) this project: the decoded uint8 tensor in memory, batches sliced by a random permutation and
-    resized + normalized as whole batches on the device (cifake_lib.preprocess.Preprocessor).
+    resized + normalized as whole batches on the device (cifake_lib.engine.preprocess.Preprocessor).
 Both produce the same float batches; the two are run alternately, several times, and the
 medians are compared. The first-time cost of building the decode cache is measured separately.
 """
@@ -41,7 +41,7 @@ def paper_pass(loader) -> int:
 def our_pass(images, size: int, batch_size: int, device) -> int:
     import torch
 
-    from cifake_lib.preprocess import Preprocessor
+    from cifake_lib.engine.preprocess import Preprocessor
 
     prep = Preprocessor(size, device=device, reuse_output=True)  # as the trainer uses it
     perm = torch.randperm(images.shape[0], device=images.device)
@@ -55,7 +55,7 @@ def our_pass(images, size: int, batch_size: int, device) -> int:
 
 
 def extract_jpegs(source_path: str, paths, dest: Path) -> Path:
-    from cifake_lib.sources import open_source
+    from cifake_lib.data.sources import open_source
 
     src = open_source(source_path)
     for i, rel in enumerate(paths):
@@ -68,7 +68,7 @@ def extract_jpegs(source_path: str, paths, dest: Path) -> Path:
 
 def cache_cost(source_path: str) -> dict:
     """First decode (cold cache, all cores) and second load of the whole source."""
-    from cifake_lib.data import load_cifake
+    from cifake_lib.data.dataset import load_cifake
 
     tmp = Path(tempfile.mkdtemp(prefix="cifake-bench-cache-"))
     try:

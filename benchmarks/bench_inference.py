@@ -20,11 +20,11 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from cifake_lib.config import TrainConfig
-    from cifake_lib.evaluate import evaluate_model
-    from cifake_lib.predict import predict_files
-    from cifake_lib.splits import Splits
-    from cifake_lib.train import train_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.evaluate import evaluate_model
+    from cifake_lib.engine.predict import predict_files
+    from cifake_lib.data.splits import Splits
+    from cifake_lib.engine.trainer import train_model
     from common import load_or_synthesize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +41,7 @@ def main(argv=None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="cifake-bench-infer-"))
     rows, result = [], {"source": source, "images": int(len(idx)), "files": args.files, "models": {}}
     try:
-        from cifake_lib.sources import open_source
+        from cifake_lib.data.sources import open_source
 
         src = open_source(source)
         files = []
@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
             ev, pr = [], []
             for _ in range(args.repeats):
                 t, rep = timed(evaluate_model, run, data, splits=splits, n_boot=1, progress=False, device=args.device)
-                ev.append(rep["n"] / t)
+                ev.append(rep.metrics["n"] / t)
                 t, out = timed(lambda: list(predict_files(run, [tmp / "files"], device=args.device)))
                 assert len(out) == len(files) and all("p_fake" in r for r in out)
                 pr.append(len(out) / t)

@@ -22,8 +22,8 @@ def plain_loop(model_name, size, images, labels, batch_size, device, seed=0):
     import torch
     import torch.nn as nn
 
-    from cifake_lib.models import build_model
-    from cifake_lib.preprocess import Preprocessor
+    from cifake_lib.engine.models import build_model
+    from cifake_lib.engine.preprocess import Preprocessor
 
     torch.manual_seed(seed)
     model = build_model(model_name).to(device).train()
@@ -43,8 +43,8 @@ def plain_loop(model_name, size, images, labels, batch_size, device, seed=0):
 
 
 def trainer_run(model_name, size, data, splits, batch_size, device, out: Path):
-    from cifake_lib.config import TrainConfig
-    from cifake_lib.train import train_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.trainer import train_model
 
     cfg = TrainConfig(model=model_name, image_size=size, epochs=1, batch_size=batch_size, device=device,
                       amp="off", channels_last=False)
@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from cifake_lib.splits import Splits
+    from cifake_lib.data.splits import Splits
     from common import load_or_synthesize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -74,7 +74,7 @@ def extract_image_folder(data, idx, dest: Path) -> Path:
     so that the paper-style pipeline reads the very same pixels."""
     from PIL import Image
 
-    from cifake_lib.labels import CLASS_NAMES
+    from cifake_lib.data.labels import CLASS_NAMES
 
     for name in CLASS_NAMES.values():
         (dest / name).mkdir(parents=True, exist_ok=True)
@@ -89,8 +89,8 @@ def load_or_synthesize(data_path: str | None, n_per_class: int, seed: int = 0):
     Throughput does not depend on what the pixels show, so synthetic images are a fair stand-in."""
     import numpy as np
 
-    from cifake_lib.data import load_cifake
-    from cifake_lib.synth import make_synthetic_cifake
+    from cifake_lib.data.dataset import load_cifake
+    from cifake_lib.data.synth import make_synthetic_cifake
 
     path = data_path or os.environ.get("CIFAKE_DATA")
     if not path:

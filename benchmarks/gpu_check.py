@@ -57,7 +57,7 @@ def random_data(n: int, size: int = 32, seed: int = 0):
 def data_path_rate(images, size: int, batch: int, device, seconds: float = 3.0) -> float:
     import torch
 
-    from cifake_lib.preprocess import Preprocessor
+    from cifake_lib.engine.preprocess import Preprocessor
 
     prep = Preprocessor(size, channels_last=device.type == "cuda", device=device)
     perm = torch.randperm(images.shape[0], device=images.device)
@@ -83,7 +83,7 @@ def paper_style_rate(data, n_files: int, size: int, batch: int, max_batches: int
     from PIL import Image
     from torchvision import datasets, transforms
 
-    from cifake_lib.models import build_model
+    from cifake_lib.engine.models import build_model
 
     tmp = Path(tempfile.mkdtemp(prefix="cifake-gpu-paper-"))
     try:
@@ -132,9 +132,9 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from cifake_lib.config import TrainConfig
-    from cifake_lib.splits import Splits
-    from cifake_lib.train import train_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.data.splits import Splits
+    from cifake_lib.engine.trainer import train_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="CIFAKE folder or zip carried to the machine (default: random images)")
@@ -157,7 +157,7 @@ def main(argv=None) -> dict:
         return {}
     t_start = time.perf_counter()
     if args.data:
-        from cifake_lib.data import load_cifake
+        from cifake_lib.data.dataset import load_cifake
 
         data = load_cifake(args.data, progress=False)
     else:

@@ -1,10 +1,15 @@
 """cifake_lib: telling real photographs from AI-generated images on CIFAKE.
 
 FAKE (AI-generated) = 1 is the positive class everywhere; REAL = 0.
+
+Layers, each importing only the ones before it: ``data`` (sources, decoding, cache, audit,
+splits) -> ``engine`` (models, preprocessing, training, inference, evaluation, metrics) ->
+``study`` (profiles, notebook set-up, the stages of each notebook, plots) -> ``cli`` and
+``report``. ``paths``, ``provenance`` and ``atomic`` are small helpers every layer may use.
 """
 
-from .labels import CIFAR10_CATEGORIES, FAKE, REAL
-from .sources import DataError
+from .data.labels import CIFAR10_CATEGORIES, FAKE, REAL
+from .data.sources import DataError
 
 __version__ = "0.1.0"
 

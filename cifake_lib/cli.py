@@ -1,4 +1,8 @@
-"""The ``cifake`` command line: audit, synth, download, models, train, evaluate, predict."""
+"""The ``cifake`` command line: audit, synth, download, models, train, evaluate, predict, robustness.
+
+Building the parser imports nothing heavy (no torch, numpy or pandas), so ``--help`` and
+usage errors answer at once; each command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -10,39 +14,35 @@ import warnings
 from . import __version__
 
 EPILOG = "FAKE (AI-generated) is the positive class (label 1) in every output."
+DEVICE_HELP = "auto (CUDA when available), cpu, cuda or cuda:N"
 
 
 class CliError(Exception):
     """An error reported as one line, without a traceback."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _number(kind, low, low_ok: bool, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low or (value == low and not low_ok):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, 1, True, "a positive integer")
+_positive_float = _number(float, 0, False, "a positive number")
+_non_negative_float = _number(float, 0, True, "a number >= 0")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0 < value < 1:
+    value = _positive_float(text)
+    if value >= 1:
         raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
 
 
@@ -50,22 +50,19 @@ def _positive_float(text: str) -> float:
 
 
 def cmd_audit(args) -> int:
-    from .audit import audit, format_audit
-    from .data import load_cifake
+    from .data.audit import audit, format_audit
+    from .data.dataset import load_cifake
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # corrupt files are listed in the audit itself
         data = load_cifake(args.data, strict=args.strict, image_size=args.image_size, progress=not args.json)
     result = audit(data)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_audit(result))
+    print(json.dumps(result, indent=2) if args.json else format_audit(result))
     return 0
 
 
 def cmd_synth(args) -> int:
-    from .synth import make_synthetic_cifake
+    from .data.synth import make_synthetic_cifake
 
     root = make_synthetic_cifake(args.out, per_class=args.per_class, seed=args.seed, test=not args.no_test)
     print(f"wrote a SYNTHETIC dataset (not CIFAKE) to {root}: {args.per_class} images per class in train/")
@@ -73,7 +70,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_download(args) -> int:
-    from .download import DownloadError, download_cifake
+    from .data.download import DownloadError, download_cifake
 
     try:
         dest = download_cifake(args.dest, timeout=args.timeout)
@@ -84,24 +81,23 @@ def cmd_download(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import MODELS, build_model, count_parameters, default_image_size, format_layer_table, layer_table
+    from .engine.models import MODELS, build_model, count_parameters, format_layer_table, layer_table
 
     names = [args.name] if args.name else list(MODELS)
     for name in names:
         if name not in MODELS:
             raise CliError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
         model = build_model(name)
-        size = args.image_size or default_image_size(name)
         total = count_parameters(model)
-        print(f"{name}: {total:,} parameters, default input {default_image_size(name)}px")
+        print(f"{name}: {total:,} parameters, default input {MODELS[name].input_size}px")
         if args.name or args.layers:
-            print(format_layer_table(layer_table(model, size), total))
+            print(format_layer_table(layer_table(model, args.image_size or MODELS[name].input_size), total))
             print()
     return 0
 
 
 def _load_data(path, strict: bool = False):
-    from .data import load_cifake
+    from .data.dataset import load_cifake
     from .paths import default_data
 
     path = path or default_data()
@@ -111,17 +107,13 @@ def _load_data(path, strict: bool = False):
 
 
 def cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .splits import load_manifest, make_splits
-    from .train import train_model
+    from .data.splits import limit_parts, load_manifest, make_splits
+    from .engine.config import TrainConfig, cli_fields
+    from .engine.trainer import train_model
 
-    values = {k: getattr(args, k) for k in (
-        "model", "epochs", "batch_size", "lr", "weight_decay", "image_size", "augment", "seed", "pretrained",
-        "weights", "schedule", "backbone_lr_scale", "deterministic", "device", "amp", "compile",
-        "limit_per_class", "val_fraction", "dedupe_train", "select_metric")}
-    values = {k: v for k, v in values.items() if v is not None}
+    values = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name) is not None}
     if args.profile:
-        from .profiles import profile_config
+        from .study.profiles import profile_config
 
         cfg = profile_config(args.profile, **values)
     else:
@@ -130,7 +122,8 @@ def cmd_train(args) -> int:
     if args.splits:
         splits = load_manifest(args.splits, data)
     else:
-        splits = make_splits(data, **cfg.split_settings())
+        splits = make_splits(data, val_fraction=args.val_fraction, seed=args.split_seed, dedupe_train=args.dedupe_train)
+    splits = limit_parts(splits, data, cfg.limit_per_class, seed=args.split_seed)
     print(f"training {cfg.model} at {cfg.input_size}px on {len(splits.train):,} images "
           f"(validation {len(splits.val):,}; test part: {splits.test_source}) -> {args.out}")
     result = train_model(cfg, data, splits, args.out, resume=args.resume, progress=not args.no_progress)
@@ -139,29 +132,34 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _threshold(text: str):
+    if text == "val":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"--threshold must be a number in [0, 1] or 'val', got {text!r}") from None
+
+
 def cmd_evaluate(args) -> int:
     from pathlib import Path
 
-    from .evaluate import evaluate_model, format_metrics
-    from .train import load_run_model
+    from .engine.checkpoint import load_run_model
+    from .engine.evaluate import evaluate_model, format_metrics, write_evaluation
 
     load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
-    threshold = args.threshold
-    if threshold != "val":
-        try:
-            threshold = float(threshold)
-        except ValueError:
-            raise CliError(f"--threshold must be a number in [0, 1] or 'val', got {threshold!r}") from None
+    threshold = _threshold(args.threshold)
     data = _load_data(args.data)
-    rep = evaluate_model(args.run, data, split=args.split, out_dir=args.out, threshold=threshold,
-                         limit_per_class=args.limit_per_class, device=args.device)
-    print(format_metrics(rep))
-    print(f"wrote predictions.csv and metrics.json to {args.out or f'{args.run}/{args.split}'}")
+    ev = evaluate_model(args.run, data, split=args.split, threshold=threshold, limit_per_class=args.limit_per_class,
+                        device=args.device)
+    out = write_evaluation(ev, args.out or Path(args.run) / args.split)
+    print(format_metrics(ev.metrics))
+    print(f"wrote predictions.csv, logits.npy and metrics.json to {out}")
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .predict import predict_files
+    from .engine.predict import predict_files
 
     failed = 0
     for row in predict_files(args.run, args.paths, device=args.device, threshold=args.threshold):
@@ -177,9 +175,9 @@ def cmd_robustness(args) -> int:
 
     import numpy as np
 
-    from .robustness import format_robustness, robustness_table
-    from .splits import load_manifest, subset_per_class
-    from .train import load_run_model
+    from .data.splits import load_manifest, subset_per_class
+    from .engine.checkpoint import load_run_model
+    from .study.perturb import format_robustness, robustness_table
 
     load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
     data = _load_data(args.data)
@@ -208,7 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cifake {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_audit, _add_synth, _add_download, _add_models, _add_train, _add_evaluate, _add_predict,
+                _add_robustness):
+        add(sub)
+    return parser
 
+
+def _add_audit(sub) -> None:
     p = sub.add_parser(
         "audit",
         help="check a dataset: counts, sizes, conversions, corrupt files, duplicates",
@@ -226,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, default=32, help="decode size in pixels (default 32)")
     p.set_defaults(func=cmd_audit)
 
+
+def _add_synth(sub) -> None:
     p = sub.add_parser(
         "synth",
         help="write a small SYNTHETIC dataset in the CIFAKE layout (tests, demos)",
@@ -241,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-test", action="store_true", help="write train/ only (a test part is then carved)")
     p.set_defaults(func=cmd_synth)
 
+
+def _add_download(sub) -> None:
     p = sub.add_parser(
         "download",
         help="download CIFAKE from Kaggle (needs network and Kaggle credentials)",
@@ -254,16 +262,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds to wait for Kaggle (default 5)")
     p.set_defaults(func=cmd_download)
 
-    from .config import AMP_MODES, SCHEDULES, SELECT_METRICS
-    from .models import MODELS
-    from .profiles import PROFILES
 
+def _add_models(sub) -> None:
     p = sub.add_parser("models", help="list the models, or show one's layer table",
                        description="List registered models with parameter counts; name one for its layer table.")
     p.add_argument("name", nargs="?", help="a model name (shows its layers)")
     p.add_argument("--layers", action="store_true", help="show the layer table of every model")
     p.add_argument("--image-size", type=_positive_int, help="input size for the output shapes")
     p.set_defaults(func=cmd_models)
+
+
+# option types of TrainConfig fields whose range the annotation does not tell
+_FIELD_TYPES = {"seed": int, "weight_decay": _non_negative_float}
+
+
+def _add_config_option(p, f) -> None:
+    """One `cifake train` option from a TrainConfig field (its name, help and choices)."""
+    flag = "--" + f.name.replace("_", "-")
+    meta = f.metadata
+    if isinstance(f.default, bool):
+        p.add_argument(flag, action="store_true", default=None, help=meta["help"])
+    elif meta["choices"]:
+        p.add_argument(flag, choices=meta["choices"], required=f.name == "model", help=meta["help"])
+    elif f.name in _FIELD_TYPES:
+        p.add_argument(flag, type=_FIELD_TYPES[f.name], help=meta["help"])
+    elif "int" in str(f.type):
+        p.add_argument(flag, type=_positive_int, help=meta["help"])
+    elif "float" in str(f.type):
+        p.add_argument(flag, type=_positive_float, help=meta["help"])
+    else:
+        p.add_argument(flag, help=meta["help"])
+
+
+def _add_train(sub) -> None:
+    from .engine.config import cli_fields
+    from .study.profiles import PROFILES
 
     p = sub.add_parser(
         "train", help="train a model, printing one table row per epoch",
@@ -274,38 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=EPILOG,
     )
-    p.add_argument("--model", required=True, choices=list(MODELS), help="model name")
     p.add_argument("--data", help="CIFAKE folder or zip (default $CIFAKE_DATA)")
     p.add_argument("--out", required=True, help="run folder for checkpoints and history")
     p.add_argument("--profile", choices=["auto", *PROFILES], help="take defaults from a profile (smoke, cpu, paper)")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-3)")
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--image-size", type=_positive_int, help="model input size (default: 224 resnet18, 32 others)")
-    p.add_argument("--pretrained", action="store_true", default=None, help="start from ImageNet weights (resnet18)")
-    p.add_argument("--weights", help="local ImageNet ResNet-18 weights file (resnet18-f37072fd.pth)")
-    p.add_argument("--augment", action="store_true", default=None, help="random flip + small translation on the device")
-    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default none)")
-    p.add_argument("--backbone-lr-scale", type=_positive_float, help="backbone lr = lr x this (fine-tuning)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--limit-per-class", type=_positive_int, help="stratified subset of K images per class")
-    p.add_argument("--val-fraction", type=_fraction, help="validation share of train (default 0.1)")
-    p.add_argument("--dedupe-train", action="store_true", default=None, help="drop exact duplicates from training")
-    p.add_argument("--splits", help="use this split manifest (splits.json) instead of making one")
-    p.add_argument("--select-metric", choices=SELECT_METRICS, help="picks best.pt (default val_accuracy)")
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, help="auto: bf16 autocast on CUDA")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    p.add_argument("--deterministic", action="store_true", default=None, help="deterministic cuDNN (slower)")
+    for f in cli_fields():
+        _add_config_option(p, f)
+    splits = p.add_argument_group("splits (recorded in RUN_DIR/splits.json)")
+    splits.add_argument("--val-fraction", type=_fraction, default=0.1, help="validation share of train (default 0.1)")
+    splits.add_argument("--split-seed", type=int, default=0, help="seed of the split (default 0)")
+    splits.add_argument("--dedupe-train", action="store_true", help="drop exact duplicates from training")
+    splits.add_argument("--splits", help="use this split manifest (splits.json) instead of making one")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs)")
     p.set_defaults(func=cmd_train)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate", help="score a run's best.pt on test or val: predictions.csv + metrics.json",
         description="Load RUN_DIR/best.pt and the run's split manifest, predict the chosen split, write "
-                    "predictions.csv and metrics.json (with bootstrap 95%% intervals) and print the table.",
+                    "predictions.csv, logits.npy and metrics.json (with bootstrap 95%% intervals) and print "
+                    "the table.",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")
@@ -314,9 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset")
     p.add_argument("--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)")
     p.add_argument("--out", help="output folder (default RUN_DIR/SPLIT)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser(
         "predict", help="p_fake for image files or folders, one JSON line each",
         description="Print {\"path\", \"p_fake\", \"label\"} per image (any size or mode: decoded, converted "
@@ -326,9 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run folder with best.pt")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=cmd_predict)
 
+
+def _add_robustness(sub) -> None:
     p = sub.add_parser(
         "robustness", help="accuracy, AUC and FAKE recall under JPEG, blur, noise, down-up and flip",
         description="Score a run's best.pt on its test images under test-time perturbations of the 32x32 "
@@ -340,17 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset of the test part")
     p.add_argument("--csv", help="also write the table as CSV")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=cmd_robustness)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .models import WeightsUnavailableError
-    from .sources import DataError
-    from .train import CheckpointError
+    args = build_parser().parse_args(argv)
+    from .data.sources import DataError
+    from .engine.errors import CheckpointError, WeightsUnavailableError
 
     try:
         return int(args.func(args) or 0)

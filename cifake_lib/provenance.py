@@ -51,6 +51,10 @@ def versions() -> dict:
     }
 
 
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def provenance(device="cpu") -> dict:
     """Everything needed to say which code, libraries and machine produced a result."""
     return {
@@ -58,5 +62,5 @@ def provenance(device="cpu") -> dict:
         "versions": versions(),
         "device": device_name(device),
         "host": platform.node(),
-        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time_utc": utc_now(),
     }

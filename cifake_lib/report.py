@@ -1,7 +1,7 @@
 """`make report`: execute the numbered notebooks with papermill, export HTML and one PDF.
 
 Steps: resolve the data (DATA, $CIFAKE_DATA, data/, else a synthetic demo set), remove every
-output of an earlier report, execute notebooks 01-05 in order into ``report/executed/`` (a
+output of an earlier report, execute notebooks 01-07 in order into ``report/executed/`` (a
 failing notebook stops the run, naming the notebook and cell), export each to HTML without code,
 build ``report/index.html`` and print one ``report/cifake_report.pdf`` with a headless Chromium.
 """
@@ -198,7 +198,7 @@ def title_rows(meta: dict) -> list[tuple[str, str]]:
 def headline_html(summary: dict | None) -> str:
     if not summary:
         return "<p>No evaluation summary was found.</p>"
-    from .compare import DISPLAY_NAMES, paper_metrics
+    from .study.compare import display_name, paper_metrics
 
     head = "<tr><th>model</th><th>accuracy [95% CI]</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>paper accuracy</th></tr>"
     rows = []
@@ -207,7 +207,7 @@ def headline_html(summary: dict | None) -> str:
         paper = paper_metrics(model)
         paper_acc = f"{paper['accuracy']:.4f}" if paper else "-"
         rows.append(
-            f"<tr><td>{DISPLAY_NAMES.get(model, model)}</td><td>{m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]</td>"
+            f"<tr><td>{display_name(model)}</td><td>{m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]</td>"
             f"<td>{m['precision']:.4f}</td><td>{m['recall']:.4f}</td><td>{m['f1']:.4f}</td><td>{m['auc']:.4f}</td>"
             f"<td>{paper_acc}</td></tr>"
         )
@@ -274,20 +274,16 @@ def print_pdf(html_file: Path, pdf: Path, chromium: str | None = None, timeout: 
     return pdf
 
 
-def collect_meta(study_out: Path, profile: str, data) -> dict:
+def collect_meta(layout, profile: str, data) -> dict:
+    """What the title page states: when, which profile and data, which devices and code."""
     from .provenance import git_commit, versions
 
-    devices = set()
-    for cfg in sorted(study_out.glob("runs/*/config.json")):
-        devices.add(json.loads(cfg.read_text())["provenance"]["device"])
-    manifest = study_out / "splits.json"
-    test_source = json.loads(manifest.read_text())["settings"]["test_source"] if manifest.exists() else None
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "profile": profile,
         "data": data.provenance(),
-        "test_source": test_source,
-        "devices": sorted(devices),
+        "test_source": layout.test_source(),
+        "devices": sorted({run["provenance"]["device"] for run in layout.run_configs()}),
         "git_commit": git_commit(),
         "versions": versions(),
     }
@@ -319,7 +315,7 @@ def build_exports(report_dir: Path, executed: list[Path], meta: dict, summary: d
 
 def resolve_data(data: str | None, synth_dir: Path) -> tuple[Path, bool]:
     """DATA if given, else $CIFAKE_DATA, else data/ in the repo; else a synthetic demo set."""
-    from .notebook import default_study_data
+    from .study.notebook import default_study_data
 
     if data:
         p = Path(data).expanduser().resolve()
@@ -332,8 +328,9 @@ def resolve_data(data: str | None, synth_dir: Path) -> tuple[Path, bool]:
 def make_report(data: str | None, profile: str = "auto", report_dir: Path | None = None, notebooks=NOTEBOOKS,
                 pdf: bool = True, log=print, progress: bool = True) -> dict:
     """The whole `make report`; returns what was written. Raises ReportError on failure."""
-    from .data import load_cifake
-    from .profiles import resolve_profile
+    from .data.dataset import load_cifake
+    from .study.layout import StudyLayout
+    from .study.profiles import resolve_profile
 
     report_dir = Path(report_dir or paths.REPO_ROOT / "report").resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -350,11 +347,10 @@ def make_report(data: str | None, profile: str = "auto", report_dir: Path | None
         params = {"DATA": str(data_path), "PROFILE": profile, "OUT": str(work)}
         timings = run_notebooks(params, report_dir / "executed", notebooks, log=log, progress=progress)
         (report_dir / "timings.json").write_text(json.dumps({"profile": profile, "seconds": timings}, indent=2))
-        from .stages import load_summary
-
-        meta = collect_meta(work, profile, loaded)
+        layout = StudyLayout(work)
+        meta = collect_meta(layout, profile, loaded)
         executed = [report_dir / "executed" / f"{n}.ipynb" for n in notebooks]
-        out = build_exports(report_dir, executed, meta, load_summary(work), synthetic, pdf=pdf, log=log)
+        out = build_exports(report_dir, executed, meta, layout.summary(), synthetic, pdf=pdf, log=log)
         out["timings"] = timings
         return out
     except Exception as exc:
@@ -370,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(paths.REPO_ROOT / "report"), help="report folder (default report/)")
     parser.add_argument("--no-pdf", action="store_true", help="HTML only")
     args = parser.parse_args(argv)
-    from .config import ConfigError
-    from .sources import DataError
+    from .data.sources import DataError
+    from .engine.config import ConfigError
 
     try:
         out = make_report(args.data or None, args.profile, Path(args.out), pdf=not args.no_pdf)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifake_lib.synth import make_synthetic_cifake
+from cifake_lib.data.synth import make_synthetic_cifake
 
 REAL_DATA = os.environ.get("CIFAKE_DATA")
 
@@ -84,6 +84,6 @@ def real_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_data(real_zip, real_cache):
-    from cifake_lib.data import load_cifake
+    from cifake_lib.data.dataset import load_cifake
 
     return load_cifake(real_zip, cache_dir=real_cache, progress=False)

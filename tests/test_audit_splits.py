@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from cifake_lib.audit import audit
+from cifake_lib.data.audit import audit
 from cifake_lib.cli import main
-from cifake_lib.data import load_cifake
-from cifake_lib.splits import CARVED_TEST, OFFICIAL_TEST, ManifestError, load_manifest, make_splits, save_manifest
+from cifake_lib.data.dataset import load_cifake
+from cifake_lib.data.splits import CARVED_TEST, OFFICIAL_TEST, ManifestError, load_manifest, make_splits, save_manifest
 
 AUDIT_KEYS = {"total", "per_split", "corrupt", "ignored", "converted", "duplicates"}
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cifake_lib.data import CorruptDataError, CorruptFilesWarning, load_cifake
-from cifake_lib.labels import FAKE, REAL, category_from_name
-from cifake_lib.sources import DataError
+from cifake_lib.data.dataset import CorruptDataError, CorruptFilesWarning, load_cifake
+from cifake_lib.data.labels import FAKE, REAL, category_from_name
+from cifake_lib.data.sources import DataError
 
 from .conftest import make_layout, write_image, zip_folder
 
@@ -238,8 +238,8 @@ def test_zip_cache_hit_uses_directory_digest(tmp_path, synth_root):
 
 
 def test_parallel_and_serial_decode_agree(tmp_path):
-    from cifake_lib import data as data_mod
-    from cifake_lib.synth import make_synthetic_cifake
+    from cifake_lib.data import decode as data_mod
+    from cifake_lib.data.synth import make_synthetic_cifake
 
     root = make_synthetic_cifake(tmp_path / "ds", per_class=1100, seed=3, test=False)
     serial = _load(root, workers=1, use_cache=False)

@@ -14,17 +14,19 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from torchvision.transforms import v2
 
 from cifake_lib.cli import main
-from cifake_lib.config import ConfigError, TrainConfig
-from cifake_lib.data import load_cifake
-from cifake_lib.evaluate import PREDICTION_COLUMNS, evaluate_model
-from cifake_lib.metrics import binary_metrics, bootstrap_ci, choose_threshold, mcnemar_test
-from cifake_lib.models import (
+from cifake_lib.engine.config import ConfigError, TrainConfig
+from cifake_lib.data.dataset import load_cifake
+from cifake_lib.engine.evaluate import PREDICTION_COLUMNS, evaluate_model
+from cifake_lib.engine.metrics import binary_metrics, bootstrap_ci, choose_threshold, mcnemar_test
+from cifake_lib.engine.models import (
     MODELS, WeightsUnavailableError, build_model, count_parameters, layer_table, weights_cache_file,
 )
-from cifake_lib.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
-from cifake_lib.profiles import profile_config
-from cifake_lib.splits import make_splits
-from cifake_lib.train import CheckpointError, load_checkpoint, save_checkpoint, train_model
+from cifake_lib.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
+from cifake_lib.study.profiles import profile_config
+from cifake_lib.data.splits import make_splits
+from cifake_lib.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cifake_lib.engine.evaluate import write_evaluation
+from cifake_lib.engine.trainer import train_model
 
 # ----------------------------------------------------------------------------- models
 
@@ -217,7 +219,7 @@ def test_config_validation():
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory):
-    from cifake_lib.synth import make_synthetic_cifake
+    from cifake_lib.data.synth import make_synthetic_cifake
 
     root = make_synthetic_cifake(tmp_path_factory.mktemp("engine") / "ds", per_class=120, seed=2)
     data = load_cifake(root, progress=False, cache_dir=tmp_path_factory.mktemp("engine-cache"))
@@ -255,8 +257,9 @@ class _Interrupt(Exception):
     pass
 
 
-def _stop_after_first_epoch(msg):
-    if "train_loss" in msg:  # the first epoch row (with its header), printed after last.pt is saved
+def _stop_after_first_epoch(row):
+    # the epoch-end callback runs once the epoch's last.pt is saved: stop there, as a crash would
+    if row["epoch"] == 1:
         raise _Interrupt
 
 
@@ -265,7 +268,8 @@ def test_resume_equals_uninterrupted_run(small_data, tmp_path):
     cfg = _cfg(augment=True, schedule="cosine")
     train_model(cfg, data, splits, tmp_path / "a", progress=False, log=lambda m: None)
     with pytest.raises(_Interrupt):
-        train_model(cfg, data, splits, tmp_path / "b", progress=False, log=_stop_after_first_epoch)
+        train_model(cfg, data, splits, tmp_path / "b", progress=False, log=lambda m: None,
+                    on_epoch_end=_stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
     with pytest.raises(CheckpointError, match="settings differ.*augment True -> False"):
         train_model(_cfg(augment=False, schedule="cosine"), data, splits, tmp_path / "b", resume=True,
@@ -291,8 +295,7 @@ def test_interrupted_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatc
     good = path.read_bytes()
 
     def dying_save(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a checkpoint")
+        f.write(b"PK\x03\x04 half a checkpoint")  # f: the open temporary file
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", dying_save)
@@ -316,8 +319,15 @@ def test_evaluate_writes_stable_files(small_data, tmp_path):
     root, data, splits = small_data
     run = tmp_path / "run"
     train_model(_cfg(epochs=1), data, splits, run, progress=False, log=lambda m: None)
-    rep = evaluate_model(run, data, n_boot=100, progress=False)
+    ev = evaluate_model(run, data, n_boot=100, progress=False)
+    assert not (run / "test").exists()  # evaluate_model returns values; writing is separate
+    write_evaluation(ev, run / "test")
     pred = pd.read_csv(run / "test" / "predictions.csv")
+    logits = np.load(run / "test" / "logits.npy")
+    assert logits.dtype == np.float32 and logits.shape == (len(pred), 2)
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits).double(), 1)[:, 1].numpy(), pred["p_fake"],
+                               atol=1e-6)
+    pd.testing.assert_frame_equal(pred, ev.predictions, check_exact=False, atol=1e-6)
     assert list(pred.columns) == PREDICTION_COLUMNS and len(pred) == len(splits.test)
     assert set(pred["label"]) <= {0, 1} and pred["p_fake"].between(0, 1).all()
     assert ((pred["p_fake"] >= 0.5).astype(int) == pred["pred"]).all()
@@ -329,9 +339,9 @@ def test_evaluate_writes_stable_files(small_data, tmp_path):
     assert m["ci95"]["accuracy"][0] <= m["accuracy"] <= m["ci95"]["accuracy"][1]
     assert set(m["per_category"]) == set(pred["category"])
     assert m["synthetic"] is True and m["test_source"].startswith("official")
-    val = evaluate_model(run, data, split="val", threshold="val", n_boot=50, progress=False)
-    assert val["threshold_rule"].startswith("Youden") and (run / "val" / "metrics.json").exists()
-    assert rep["provenance"]["data"]["fingerprint"] == data.fingerprint
+    val = evaluate_model(run, data, split="val", threshold="val", n_boot=50, progress=False).metrics
+    assert val["threshold_rule"].startswith("Youden")
+    assert ev.metrics["provenance"]["data"]["fingerprint"] == data.fingerprint
 
 
 def test_cli_train_evaluate_predict(small_data, tmp_path, capsys):
@@ -412,7 +422,7 @@ def test_torchrun_two_cpu_processes_gloo(small_data, tmp_path):
     assert ckpt["provenance"]["world_size"] == 2
     assert not list(run.glob(".*tmp*"))
     # validation metrics were gathered over the whole val split, not one rank's half
-    rep = evaluate_model(run, data, split="val", n_boot=10, progress=False)
+    rep = evaluate_model(run, data, split="val", n_boot=10, progress=False).metrics
     assert rep["n"] == len(splits.val)
     assert hist["val_accuracy"].iloc[0] == pytest.approx(rep["accuracy"], abs=1e-9)
     assert hist["val_auc"].iloc[0] == pytest.approx(rep["auc"], abs=1e-6)
@@ -421,7 +431,7 @@ def test_torchrun_two_cpu_processes_gloo(small_data, tmp_path):
 def test_upscale_matches_interpolate_and_buffer_reuse_is_explicit():
     import torch.nn.functional as F
 
-    from cifake_lib.preprocess import bilinear_matrix
+    from cifake_lib.engine.preprocess import bilinear_matrix
 
     x = torch.rand(2, 3, 32, 32)
     for size in (64, 224, 33):
@@ -442,7 +452,7 @@ def test_upscale_matches_interpolate_and_buffer_reuse_is_explicit():
 
 
 def test_conclusion_flags_runs_that_depart_from_the_paper_recipe():
-    from cifake_lib.compare import conclusion, recipe_differences
+    from cifake_lib.study.compare import conclusion, recipe_differences
 
     base = {"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "auc": 0.95,
             "ci95": {m: [0.89, 0.91] for m in ("accuracy", "precision", "recall", "f1", "auc")}}

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cifake_lib import notebook
-from cifake_lib.config import ConfigError
+from cifake_lib.study import notebook
+from cifake_lib.engine.config import ConfigError
 from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, ReportError, find_chromium, make_report
-from cifake_lib.synth import make_synthetic_cifake
+from cifake_lib.data.synth import make_synthetic_cifake
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def _need_chromium():
 
 @pytest.fixture(scope="module")
 def smoke_report(tmp_path_factory):
-    """One smoke-profile run of notebooks 01-05 on synthetic data, exported to HTML and PDF."""
+    """One smoke-profile run of notebooks 01-07 on synthetic data, exported to HTML and PDF."""
     base = tmp_path_factory.mktemp("nb")
     data = make_synthetic_cifake(base / "synthetic", per_class=80, seed=0)
     report_dir = base / "report"
@@ -212,27 +212,26 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     import torch
     from torchvision.models import resnet18
 
-    from cifake_lib import stages
+    from cifake_lib.study.stages import evaluation, preprocessing, training
 
     weights = tmp_path / "resnet18-f37072fd.pth"
     torch.save(resnet18().state_dict(), weights)  # stands in for the ImageNet file (offline here)
     data = make_synthetic_cifake(tmp_path / "ds", per_class=40, seed=5)
     base = {"DATA": str(data), "PROFILE": "smoke", "OUT": str(tmp_path / "out"), "SEED": 0}
-    stages.prepare_splits(notebook.setup("02_preprocessing", {**base, "IMAGE_SIZE": None, "VAL_FRACTION": 0.1}))
-    train = {"EPOCHS": None, "IMAGE_SIZE": None, "BATCH_SIZE": None, "LR": None, "WEIGHTS": str(weights),
-             "AUGMENT": False, "LIMIT_PER_CLASS": None, "RESUME": False, "SEEDS": 1}
+    preprocessing.prepare_splits(notebook.setup("02_preprocessing", {**base, "IMAGE_SIZE": None, "VAL_FRACTION": 0.1}))
+    train = {"EPOCHS": None, "IMAGE_SIZE": None, "BATCH_SIZE": None, "LR": None, "AUGMENT": False,
+             "LIMIT_PER_CLASS": None, "RESUME": False, "SEEDS": 1}
     study = notebook.setup("03_train_resnet18", {**base, **train, "MODEL": "resnet18", "PRETRAINED": "auto",
-                                                 "COMPARE_SCRATCH": True})
+                                                 "WEIGHTS": str(weights), "COMPARE_SCRATCH": True})
     cfg = study.train_config()
     assert cfg.pretrained is True and cfg.weights == str(weights) and not study.notes
-    stages.train_seeds(study, cfg)
-    twin = stages.train_scratch_twin(study, cfg)
-    assert twin is not None and (study.run_dir("resnet18", tag="scratch") / "best.pt").exists()
-    cnn = notebook.setup("04_train_custom_cnn", {**base, **train, "WEIGHTS": "", "MODEL": "custom_cnn",
-                                                 "PRETRAINED": False})
-    stages.train_seeds(cnn, cnn.train_config())
+    training.train_seeds(study, cfg)
+    twin = training.train_scratch_twin(study, cfg)
+    assert twin is not None and (study.layout.run_dir("resnet18", tag="scratch") / "best.pt").exists()
+    cnn = notebook.setup("04_train_custom_cnn", {**base, **train, "MODEL": "custom_cnn"})
+    training.train_seeds(cnn, cnn.train_config())
     ev = notebook.setup("05_comparative_evaluation", {**base, "EVAL_LIMIT_PER_CLASS": None})
-    result = stages.evaluate_stage(ev, n_boot=50)
+    result = evaluation.evaluate_stage(ev, n_boot=50)
     assert result["scratch"] is not None and result["scratch"]["mcnemar"]["n"] == result["reports"]["resnet18"]["n"]
     assert any("from scratch reaches accuracy" in s for s in result["summary"]["conclusion"])
-    assert list(stages.scratch_table(result).index) == ["pretrained", "from scratch"]
+    assert list(evaluation.scratch_table(result).index) == ["pretrained", "from scratch"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cifake_lib.metrics import apply_temperature, expected_calibration_error, fit_temperature, reliability_bins
-from cifake_lib.perturb import PERTURBATIONS, down_up, gaussian_blur, gaussian_noise, hflip, jpeg
+from cifake_lib.engine.metrics import (
+    apply_temperature, expected_calibration_error, fit_temperature, logit_margin, reliability_bins,
+)
+from cifake_lib.study.perturb import PERTURBATIONS, down_up, gaussian_blur, gaussian_noise, hflip, jpeg
 
 
 @pytest.fixture
 def images():
-    from cifake_lib.synth import make_image
+    from cifake_lib.data.synth import make_image
 
     rng = np.random.default_rng(0)
     return np.stack([make_image(rng, fake=i % 2 == 1).transpose(2, 0, 1) for i in range(16)])
@@ -79,15 +81,34 @@ def test_temperature_scaling_recovers_overconfidence():
     rng = np.random.default_rng(3)
     z = rng.normal(0, 2, 50_000)
     y = (rng.uniform(size=z.shape) < 1 / (1 + np.exp(-z))).astype(int)
-    overconfident = 1 / (1 + np.exp(-3 * z))  # logits scaled by 3
-    t = fit_temperature(y, overconfident)
+    margin = 3 * z  # logit margins scaled by 3: an overconfident model
+    overconfident = 1 / (1 + np.exp(-margin))
+    t = fit_temperature(y, margin)
     assert t == pytest.approx(3.0, rel=0.05)
-    assert expected_calibration_error(y, apply_temperature(overconfident, t)) < expected_calibration_error(y, overconfident) / 3
+    assert expected_calibration_error(y, apply_temperature(margin, t)) < expected_calibration_error(y, overconfident) / 3
+    np.testing.assert_allclose(apply_temperature(margin, 1.0), overconfident)
+
+
+def test_temperature_is_fitted_on_logits_not_rounded_probabilities():
+    """Margins of 15 to 45 all round to p_fake 1.000000; the fit still sees how confident each was."""
+    rng = np.random.default_rng(4)
+    z = rng.uniform(5, 15, 20_000) * rng.choice([-1, 1], 20_000)
+    y = (rng.uniform(size=z.shape) < 1 / (1 + np.exp(-z))).astype(int)
+    t = fit_temperature(y, 3 * z)
+    assert t == pytest.approx(3.0, rel=0.1)
+    rounded = np.round(1 / (1 + np.exp(-3 * z)), 6)
+    assert (rounded == 1.0).mean() > 0.3  # what a %.6f predictions file would have held
+    assert np.isfinite(apply_temperature(3 * z, t)).all()
+
+
+def test_logit_margin_is_fake_minus_real():
+    logits = np.array([[0.5, 2.0], [3.0, -1.0]], dtype=np.float32)
+    np.testing.assert_allclose(logit_margin(logits), [1.5, -4.0])
 
 
 def test_robustness_cli(tmp_path, capsys):
     from cifake_lib.cli import main
-    from cifake_lib.synth import make_synthetic_cifake
+    from cifake_lib.data.synth import make_synthetic_cifake
 
     root = make_synthetic_cifake(tmp_path / "ds", per_class=60, seed=4)
     run = tmp_path / "run"
@@ -110,9 +131,9 @@ def test_robustness_cli(tmp_path, capsys):
 def test_gradcam_maps_in_fp32(tmp_path):
     import torch
 
-    from cifake_lib.config import TrainConfig
-    from cifake_lib.explain import cam_maps, centre_share, target_layer
-    from cifake_lib.models import build_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.study.gradcam import cam_maps, centre_share, target_layer
+    from cifake_lib.engine.models import build_model
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from cifake_lib.audit import audit
-from cifake_lib.data import load_cifake
-from cifake_lib.labels import CIFAR10_CATEGORIES, FAKE, REAL
-from cifake_lib.splits import CARVED_TEST, make_splits
+from cifake_lib.data.audit import audit
+from cifake_lib.data.dataset import load_cifake
+from cifake_lib.data.labels import CIFAR10_CATEGORIES, FAKE, REAL
+from cifake_lib.data.splits import CARVED_TEST, limit_parts, make_splits
 
 pytestmark = pytest.mark.realdata
 
@@ -71,11 +71,12 @@ def test_custom_cnn_learns_real_cifake_on_cpu(real_data, tmp_path):
     A one-cycle schedule settles the last epoch; with the paper's constant lr the validation
     accuracy of such a short run swings by several points from epoch to epoch (AUC does not).
     """
-    from cifake_lib.config import TrainConfig
-    from cifake_lib.train import train_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.trainer import train_model
 
     cfg = TrainConfig(model="custom_cnn", epochs=2, batch_size=128, seed=0, limit_per_class=8000, schedule="onecycle")
-    splits = make_splits(real_data, **cfg.split_settings())
-    assert len(splits.train) + len(splits.val) + len(splits.test) == 16_000
+    full = make_splits(real_data)
+    splits = limit_parts(full, real_data, cfg.limit_per_class)
+    assert len(splits.train) == 16_000 and list(splits.test) == list(full.test)  # the test part stays whole
     res = train_model(cfg, real_data, splits, tmp_path / "run", progress=False, log=lambda m: None)
     assert res.best_metric > 0.85, res.history.to_string()

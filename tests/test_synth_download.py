@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from cifake_lib.cli import main
-from cifake_lib.data import load_cifake
-from cifake_lib.download import KAGGLE_PAGE, DownloadError, download_cifake
-from cifake_lib.sources import SYNTHETIC_MARKER
-from cifake_lib.synth import make_synthetic_cifake
+from cifake_lib.data.dataset import load_cifake
+from cifake_lib.data.download import KAGGLE_PAGE, DownloadError, download_cifake
+from cifake_lib.data.sources import SYNTHETIC_MARKER
+from cifake_lib.data.synth import make_synthetic_cifake
 
 
 def test_synth_layout_marker_and_signal(tmp_path, capsys):

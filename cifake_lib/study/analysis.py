@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import CifakeData
-from .labels import CIFAR10_CATEGORIES, CLASS_NAMES, category_name
+from ..data.dataset import CifakeData
+from ..data.labels import CIFAR10_CATEGORIES, CLASS_NAMES, category_name
 
 
 def counts_table(data: CifakeData) -> pd.DataFrame:

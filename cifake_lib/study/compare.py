@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .metrics import METRICS
+from ..engine.metrics import METRICS
 
 # Confusion counts reported by the paper on its 10,000-image test evaluation (FAKE positive).
 PAPER_CONFUSION = {
@@ -14,6 +14,12 @@ PAPER_CONFUSION = {
 }
 DISPLAY_NAMES = {"resnet18": "ResNet-18", "custom_cnn": "Custom CNN", "resnet18_cifar": "ResNet-18 (32px stem)"}
 SIGNIFICANCE = 0.05
+
+
+def display_name(model: str) -> str:
+    """How a model (or a run name such as ``custom_cnn_seed1``) is named in tables and sentences."""
+    return DISPLAY_NAMES.get(model, model)
+
 # the paper's recipe per model: what a run must match for its numbers to count as a reproduction
 PAPER_RECIPE = {
     "resnet18": {"pretrained": True, "input_size": 224},
@@ -62,7 +68,7 @@ def comparison_table(reports: dict) -> pd.DataFrame:
     for m in METRICS:
         row = {"metric": m}
         for model, rep in reports.items():
-            name = DISPLAY_NAMES.get(model, model)
+            name = display_name(model)
             lo, hi = rep["ci95"][m]
             row[f"{name}: ours"] = f"{rep[m]:.4f} [{lo:.4f}, {hi:.4f}]"
             paper = paper_metrics(model)
@@ -71,14 +77,14 @@ def comparison_table(reports: dict) -> pd.DataFrame:
     for key in ("tp", "tn", "fp", "fn"):
         row = {"metric": key.upper()}
         for model, rep in reports.items():
-            name = DISPLAY_NAMES.get(model, model)
+            name = display_name(model)
             row[f"{name}: ours"] = f"{rep['confusion'][key]:,}"
             paper = paper_metrics(model)
             row[f"{name}: paper"] = f"{paper['confusion'][key]:,}" if paper else "-"
         rows.append(row)
     row = {"metric": "n (test images)"}
     for model, rep in reports.items():
-        name = DISPLAY_NAMES.get(model, model)
+        name = display_name(model)
         row[f"{name}: ours"] = f"{rep['n']:,}"
         row[f"{name}: paper"] = "10,000" if paper_metrics(model) else "-"
     rows.append(row)
@@ -94,7 +100,7 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
                    "not how well the models detect AI-generated images.")
     if len(names) == 2:
         a, b = names
-        da, db = DISPLAY_NAMES.get(a, a), DISPLAY_NAMES.get(b, b)
+        da, db = display_name(a), display_name(b)
         wins = {da: [], db: [], "tie": []}
         for m in METRICS:
             va, vb = reports[a][m], reports[b][m]
@@ -118,7 +124,7 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
         paper = paper_metrics(model)
         if paper is None:
             continue
-        name = DISPLAY_NAMES.get(model, model)
+        name = display_name(model)
         lo, hi = rep["ci95"]["accuracy"]
         diff = rep["accuracy"] - paper["accuracy"]
         if lo > paper["accuracy"]:

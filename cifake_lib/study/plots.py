@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.metrics import roc_curve
 
-from .labels import CIFAR10_CATEGORIES
+from ..data.labels import CIFAR10_CATEGORIES
 
 sns.set_theme(style="whitegrid", context="notebook")
 CLASS_COLOURS = {"REAL": "#1f77b4", "FAKE": "#d62728"}

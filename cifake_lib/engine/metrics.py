@@ -7,6 +7,7 @@ chosen on validation, and calibration (expected calibration error, reliability b
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 from scipy.stats import binomtest
 from sklearn.metrics import (
     accuracy_score,
@@ -135,26 +136,32 @@ def expected_calibration_error(y_true, p_fake, n_bins: int = 15) -> float:
     return float(sum(r["n"] * abs(r["accuracy"] - r["confidence"]) for r in rows if r["n"]) / n)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
+def logit_margin(logits) -> np.ndarray:
+    """The FAKE-minus-REAL logit of N x 2 logits: the one number a 2-class softmax depends on."""
+    z = np.asarray(logits, dtype=np.float64)
+    return z[:, 1] - z[:, 0]
 
 
-def apply_temperature(p_fake, temperature: float) -> np.ndarray:
-    """p_fake after dividing the 2-class logit difference by ``temperature``."""
-    return 1.0 / (1.0 + np.exp(-_logit(p_fake) / temperature))
+def apply_temperature(margin, temperature: float) -> np.ndarray:
+    """p_fake after dividing the logit margin (``logit_margin``) by ``temperature``."""
+    return expit(np.asarray(margin, dtype=np.float64) / temperature)
 
 
-def fit_temperature(y_true, p_fake) -> float:
-    """Temperature (0.05-20) minimising the negative log-likelihood on held-out predictions."""
+def fit_temperature(y_true, margin) -> float:
+    """Temperature (0.05-20) minimising the negative log-likelihood of held-out logit margins.
+
+    Fitted on float logits, not on rounded probabilities: a margin of 20 and one of 40 are
+    different evidence, although both round to p_fake = 1.000000.
+    """
     from scipy.optimize import minimize_scalar
 
     y = np.asarray(y_true).astype(int)
-    z = _logit(p_fake)
+    z = np.asarray(margin, dtype=np.float64)
+    sign = np.where(y == 1, 1.0, -1.0)
 
     def nll(log_t):
-        q = np.clip(1.0 / (1.0 + np.exp(-z / np.exp(log_t))), 1e-12, 1 - 1e-12)
-        return -np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))
+        # -log sigmoid(sign * z / T), computed stably for large margins
+        return float(np.mean(np.logaddexp(0.0, -sign * z / np.exp(log_t))))
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(res.x))

@@ -12,8 +12,8 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .config import TrainConfig
-from .preprocess import Preprocessor
+from ..engine.config import TrainConfig
+from ..engine.preprocess import Preprocessor
 
 
 MIN_CAM_SIDE = 4  # a 1x1 or 2x2 map says nothing about where the model looks
@@ -55,7 +55,7 @@ def cam_maps(model: torch.nn.Module, cfg: TrainConfig, images: np.ndarray, batch
             cams.append(maps)
             preds.append(pred)
             probs.append(p)
-            views.append((x * prep.std + prep.mean).clamp(0, 1).numpy())
+            views.append(prep.denormalize(x).numpy())
     return np.concatenate(cams), np.concatenate(preds), np.concatenate(probs), np.concatenate(views)
 
 

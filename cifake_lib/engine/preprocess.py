@@ -123,6 +123,10 @@ class Preprocessor:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Model inputs back to viewable 0..1 RGB (for figures): x * std + mean, clipped."""
+        return (x * self.std.to(x.device) + self.mean.to(x.device)).clamp(0, 1)
+
     def describe(self) -> dict:
         return {
             "image_size": self.image_size,

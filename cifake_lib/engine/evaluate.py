@@ -1,4 +1,5 @@
-"""Evaluate a trained run on a split: predictions.csv and metrics.json (stable interfaces).
+"""Evaluate a trained run on a split: an :class:`Evaluation` (metrics, predictions, logits),
+written as predictions.csv, logits.npy and metrics.json (stable interfaces).
 
 ``predictions.csv`` columns: ``path``, ``label`` (1 = FAKE), ``category``, ``p_fake``, ``pred``.
 ``metrics.json`` top-level keys: ``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
@@ -12,41 +13,24 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
+from ..atomic import atomic_write, write_json
+from ..data.dataset import CifakeData
+from ..data.labels import CLASS_NAMES, category_name
+from ..data.splits import Splits, load_manifest, subset_per_class
+from ..provenance import provenance
+from .checkpoint import load_run_model, run_config
 from .config import TrainConfig
-from .data import CifakeData
-from .labels import CLASS_NAMES, category_name
-from .metrics import binary_metrics, bootstrap_ci, choose_threshold
-from .provenance import provenance
-from .splits import Splits, subset_per_class, load_manifest
-from .train import DistInfo, load_run_model, make_runtime, predict_batches, resolve_device
+from .inference import p_fake, predict_array
+from .metrics import METRICS, binary_metrics, bootstrap_ci, choose_threshold
+from .runtime import resolve_device
 
 PREDICTION_COLUMNS = ["path", "label", "category", "p_fake", "pred"]
-
-
-def predict_images(model, images: np.ndarray, cfg: TrainConfig, device, batch_size: int = 512,
-                   progress: bool = True) -> np.ndarray:
-    """p_fake for a uint8 N x 3 x H x W array, preprocessed as the run's training data was."""
-    rt = make_runtime(cfg, device, augment=False)
-    if rt.prep.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    t = torch.from_numpy(np.ascontiguousarray(images))
-    if device.type == "cuda":
-        t = t.to(device)
-    idx = torch.arange(len(t), device=t.device)
-    p, _ = predict_batches(model, t, None, idx, rt, batch_size, progress=progress, desc="evaluate")
-    return p.float().cpu().numpy()
-
-
-def predict_rows(model, data: CifakeData, idx: np.ndarray, cfg: TrainConfig, device, batch_size: int = 512,
-                 progress: bool = True) -> np.ndarray:
-    """p_fake for rows ``idx`` of ``data`` (numpy, same order)."""
-    return predict_images(model, data.images[np.asarray(idx, dtype=np.int64)], cfg, device, batch_size, progress)
 
 
 def per_category_accuracy(labels: np.ndarray, categories: np.ndarray, pred: np.ndarray) -> dict:
@@ -74,30 +58,40 @@ def metrics_report(labels, p_fake, categories=None, threshold: float = 0.5, n_bo
     return rep
 
 
+@dataclass
+class Evaluation:
+    """One run scored on one set of images: values, not files (``write_evaluation`` writes them)."""
+
+    metrics: dict  # what metrics.json holds
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS, one row per image
+    logits: np.ndarray  # float32 N x 2, row i belongs to predictions row i
+
+
 def evaluate_model(
     run_dir: str | os.PathLike,
     data: CifakeData,
     *,
     split: str = "test",
-    out_dir: str | os.PathLike | None = None,
     threshold: float | str = 0.5,
     limit_per_class: int | None = None,
     splits: Splits | None = None,
     device: str = "auto",
     n_boot: int = 1000,
     progress: bool = True,
-) -> dict:
-    """Score ``best.pt`` of a run on one split; write predictions.csv and metrics.json.
+) -> Evaluation:
+    """Score ``best.pt`` of a run on one split of ``data``.
 
     ``threshold`` is a number, or ``"val"`` to use the threshold maximising Youden's J on the
-    run's validation split. Returns the metrics dict that was written.
+    run's validation split.
     """
     run_dir = Path(run_dir)
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', got {split!r}")
-    dev = resolve_device(device, DistInfo())
+    if threshold != "val" and (not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
+        raise ValueError(f"threshold must be a number in [0, 1] or 'val', got {threshold!r}")
+    dev = resolve_device(device)
     model, ckpt = load_run_model(run_dir, "best", dev)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg = run_config(ckpt)
     if data.image_size != ckpt.get("data_image_size", data.image_size):
         raise ValueError(f"the run was trained on {ckpt['data_image_size']}px data, this data is {data.image_size}px")
     splits = splits if splits is not None else load_manifest(run_dir / "splits.json", data)
@@ -105,52 +99,53 @@ def evaluate_model(
     if limit_per_class:
         idx = subset_per_class(data, idx, limit_per_class, np.random.default_rng(0))
     t0 = time.perf_counter()
-    p = predict_rows(model, data, idx, cfg, dev, cfg.eval_batch_size, progress)
+    logits = predict_array(model, data.images[idx], cfg, dev, progress=progress, desc="evaluate")
     seconds = time.perf_counter() - t0
-    chosen = "fixed"
+    rule = "fixed"
     if threshold == "val":
-        val_idx = splits.val
-        p_val = predict_rows(model, data, val_idx, cfg, dev, cfg.eval_batch_size, progress)
-        threshold = choose_threshold(data.labels[val_idx], p_val)
-        chosen = "Youden's J on validation"
-    elif not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be a number in [0, 1] or 'val', got {threshold!r}")
-    labels, cats = data.labels[idx], data.categories[idx]
-    pred = (p >= threshold).astype(int)
-    rep = metrics_report(labels, p, cats, float(threshold), n_boot=n_boot)
-    rep["threshold_rule"] = chosen
-    rep["split"] = split
-    rep["test_source"] = splits.settings.get("test_source")
-    rep["synthetic"] = bool(data.synthetic)
-    rep["model"] = cfg.model
-    rep["pretrained"] = bool(cfg.pretrained)
-    rep["input_size"] = int(cfg.input_size)
-    run_manifest = run_dir / "splits.json"
-    rep["train_images"] = (json.loads(run_manifest.read_text())["sizes"]["train"]["total"]
-                           if run_manifest.exists() else None)
-    rep["best_epoch"] = int(ckpt["epoch"])
-    rep["images_per_s"] = float(len(idx) / seconds) if seconds > 0 else None
-    rep["leak_free"] = None
-    if split == "test":
-        leak_free = set(splits.test_leak_free.tolist())
-        keep = np.array([i in leak_free for i in idx])
-        if not keep.all() and keep.any():
-            rep["leak_free"] = metrics_report(labels[keep], p[keep], None, float(threshold), n_boot=n_boot)
-        rep["leaked_images_removed"] = int((~keep).sum())
+        val_logits = predict_array(model, data.images[splits.val], cfg, dev, progress=progress, desc="validation")
+        threshold, rule = choose_threshold(data.labels[splits.val], p_fake(val_logits)), "Youden's J on validation"
+    p = p_fake(logits)
+    rep = metrics_report(data.labels[idx], p, data.categories[idx], float(threshold), n_boot=n_boot)
+    rep.update(threshold_rule=rule, split=split, test_source=splits.settings.get("test_source"),
+               synthetic=bool(data.synthetic), images_per_s=float(len(idx) / seconds) if seconds > 0 else None,
+               **run_facts(run_dir, cfg, ckpt))
+    rep.update(leak_report(splits, idx, data.labels[idx], p, float(threshold), n_boot) if split == "test"
+               else {"leak_free": None})
     rep["provenance"] = {**provenance(dev), "run": str(run_dir), "data": data.provenance(),
                          "checkpoint_provenance": ckpt.get("provenance")}
-    out = Path(out_dir) if out_dir is not None else run_dir / split
-    out.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({
-        "path": data.paths[idx],
-        "label": labels,
-        "category": [category_name(c) for c in cats],
-        "p_fake": p,
-        "pred": pred,
+        "path": data.paths[idx], "label": data.labels[idx], "category": [category_name(c) for c in data.categories[idx]],
+        "p_fake": p, "pred": (p >= threshold).astype(int),
     })[PREDICTION_COLUMNS]
-    frame.to_csv(out / "predictions.csv", index=False, float_format="%.6f")
-    (out / "metrics.json").write_text(json.dumps(rep, indent=2, default=float))
-    return rep
+    return Evaluation(rep, frame, logits.astype(np.float32))
+
+
+def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
+    """What the report needs to know about the run that made the predictions."""
+    manifest = run_dir / "splits.json"
+    train_images = json.loads(manifest.read_text())["sizes"]["train"]["total"] if manifest.exists() else None
+    return {"model": cfg.model, "pretrained": bool(cfg.pretrained), "input_size": int(cfg.input_size),
+            "train_images": train_images, "best_epoch": int(ckpt["epoch"])}
+
+
+def leak_report(splits: Splits, idx: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: float,
+                n_boot: int) -> dict:
+    """Metrics without the test images whose bytes are also in train or val (None when none are)."""
+    keep = np.isin(idx, splits.test_leak_free)
+    out = {"leak_free": None, "leaked_images_removed": int((~keep).sum())}
+    if not keep.all() and keep.any():
+        out["leak_free"] = metrics_report(labels[keep], p[keep], None, threshold, n_boot=n_boot)
+    return out
+
+
+def write_evaluation(ev: Evaluation, out_dir: str | os.PathLike) -> Path:
+    """predictions.csv, logits.npy (float32 N x 2) and metrics.json in ``out_dir``, each atomically."""
+    out = Path(out_dir)
+    atomic_write(out / "predictions.csv", ev.predictions.to_csv(index=False, float_format="%.6f"))
+    atomic_write(out / "logits.npy", lambda fh: np.save(fh, ev.logits))
+    write_json(out / "metrics.json", ev.metrics)
+    return out
 
 
 def format_metrics(rep: dict) -> str:
@@ -161,7 +156,7 @@ def format_metrics(rep: dict) -> str:
     if rep.get("test_source"):
         lines.append(f"test part: {rep['test_source']}")
     lines.append(f"{'metric':<10}{'value':>9}   95% CI")
-    for m in ("accuracy", "precision", "recall", "f1", "auc"):
+    for m in METRICS:
         lo, hi = rep["ci95"][m]
         lines.append(f"{m:<10}{rep[m]:>9.4f}   [{lo:.4f}, {hi:.4f}]")
     c = rep["confusion"]

@@ -1,17 +1,19 @@
 """Run profiles as data: `smoke` (CI, minutes), `cpu` (real data on 2 cores), `paper` (GPU).
 
-A profile sets defaults for a model's TrainConfig; explicit values override it. `auto` picks
+A profile sets defaults for a model's TrainConfig, the number of training seeds and how many
+test images per class the evaluation notebooks score; explicit values override it. `auto` picks
 `paper` when CUDA is available and `cpu` otherwise.
 """
 
 from __future__ import annotations
 
-from .config import ConfigError, TrainConfig
+from ..engine.config import ConfigError, TrainConfig
 
 PROFILES: dict[str, dict] = {
     "smoke": {
         "description": "tiny: 1 epoch, small images, <=150 images per class, 2 seeds; minutes on a CPU",
         "seeds": 2,
+        "eval_limit_per_class": 300,  # test images per class scored in 05-07
         "common": {"epochs": 1, "batch_size": 64, "limit_per_class": 150},
         "resnet18": {"image_size": 32},
         "custom_cnn": {"image_size": 32},
@@ -21,6 +23,7 @@ PROFILES: dict[str, dict] = {
         "description": "real CIFAKE on a 2-core CPU: custom CNN at 32px on the full train split, "
                        "ResNet-18 at 64px on 3,000 images per class; 10 epochs each, one seed",
         "seeds": 1,
+        "eval_limit_per_class": None,  # the whole test part
         "common": {"epochs": 10, "batch_size": 128},
         "resnet18": {"image_size": 64, "limit_per_class": 3000},
         "custom_cnn": {"image_size": 32},
@@ -30,6 +33,7 @@ PROFILES: dict[str, dict] = {
         "description": "the paper's recipe on a GPU: pretrained ResNet-18 at 224px, Adam 1e-3, "
                        "10 epochs, full data; the custom CNN with the same preprocessing; one seed",
         "seeds": 1,
+        "eval_limit_per_class": None,
         "common": {"epochs": 10, "batch_size": 256},
         "resnet18": {"image_size": 224, "pretrained": True},
         "custom_cnn": {"image_size": 224},

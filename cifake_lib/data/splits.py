@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CifakeData
+from ..atomic import atomic_write
+from .dataset import CifakeData
 from .labels import CLASS_NAMES
 
 MANIFEST_SCHEMA = 1
@@ -167,8 +168,6 @@ def make_splits(
 
 def save_manifest(splits: Splits, data: CifakeData, path: str | os.PathLike) -> Path:
     """Write the manifest (paths per part + settings + data provenance) atomically as JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "schema": MANIFEST_SCHEMA,
         "data": data.provenance(),
@@ -176,10 +175,7 @@ def save_manifest(splits: Splits, data: CifakeData, path: str | os.PathLike) -> 
         "sizes": splits.sizes(data),
         **{name: data.paths[splits.part(name)].tolist() for name in ("train", "val", "test", "test_leak_free")},
     }
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(doc, indent=1))
 
 
 def load_manifest(path: str | os.PathLike, data: CifakeData) -> Splits:

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .data import CifakeData
+from .dataset import CifakeData
 from .labels import CLASS_NAMES
 
 AUDIT_SCHEMA = 1

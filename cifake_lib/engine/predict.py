@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
-from .config import TrainConfig
-from .data import decode_image
-from .labels import CLASS_NAMES
-from .sources import IMAGE_SUFFIXES
-from .train import DistInfo, load_run_model, make_runtime, resolve_device
+from ..data.decode import decode_image
+from ..data.labels import CLASS_NAMES
+from ..data.sources import IMAGE_SUFFIXES
+from .checkpoint import load_run_model, run_config
+from .inference import p_fake, predict_array
+from .runtime import resolve_device
 
 
 def expand_paths(paths) -> list[Path]:
@@ -34,32 +34,24 @@ def predict_files(run_dir: str | os.PathLike, paths, device: str = "auto", batch
     Each image is decoded by content, converted to RGB and downscaled to the training data's
     size (32x32 for CIFAKE) before the run's own preprocessing, as the training images were.
     """
-    dev = resolve_device(device, DistInfo())
+    dev = resolve_device(device)
     model, ckpt = load_run_model(run_dir, "best", dev)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg = run_config(ckpt)
     size = int(ckpt.get("data_image_size", 32))
-    rt = make_runtime(cfg, dev, augment=False)
-    if rt.prep.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     files = expand_paths(paths)
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        arrays, ok = [], []
-        results: list[dict | None] = []
+        arrays, results = [], []
         for f in chunk:
             try:
-                arr = decode_image(f.read_bytes(), size)[0]
+                arrays.append(decode_image(f.read_bytes(), size)[0])
+                results.append({"path": str(f)})
             except (OSError, ValueError) as exc:
                 results.append({"path": str(f), "error": str(exc)})
-                continue
-            arrays.append(arr)
-            ok.append(len(results))
-            results.append(None)
         if arrays:
-            with torch.no_grad(), rt.autocast():
-                x = rt.prep(torch.from_numpy(np.stack(arrays)), train=False)
-                p = torch.softmax(model(x).float(), dim=1)[:, 1].cpu().numpy()
-            for j, pos in enumerate(ok):
-                results[pos] = {"path": str(chunk[pos]), "p_fake": round(float(p[j]), 6),
-                                "label": CLASS_NAMES[int(p[j] >= threshold)]}
+            p = iter(p_fake(predict_array(model, np.stack(arrays), cfg, dev, batch_size, progress=False)))
+            for row in results:
+                if "error" not in row:
+                    score = float(next(p))
+                    row.update(p_fake=round(score, 6), label=CLASS_NAMES[int(score >= threshold)])
         yield from results

@@ -9,26 +9,21 @@ source reads the cache and takes about a second for the 100k-image train split.
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import os
 import warnings
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
-from . import paths
+from .. import paths
+from . import cache
+from .cache import CACHE_VERSION
+from .decode import decode_all, default_workers
 from .labels import CLASS_NAMES, category_from_name
 from .sources import DataError, Source, open_source, zip_directory_digest
 
-CACHE_VERSION = 1
-CHUNK = 2000
 SHOW_FIRST = 5
 
 
@@ -122,162 +117,6 @@ class CifakeData:
         }
 
 
-# ----------------------------------------------------------------------------- decoding
-
-_worker_source: Source | None = None
-
-
-def _init_worker(source: Source) -> None:
-    global _worker_source
-    _worker_source = source
-
-
-def decode_image(data: bytes, size: int) -> tuple[np.ndarray, str, tuple[int, int], str, list[str]]:
-    """Decode bytes by content into a 3 x size x size uint8 array.
-
-    Returns (array, original mode, original (w, h), format, conversions applied).
-    Raises ValueError with a short reason when the bytes are not a decodable image.
-    """
-    if not data:
-        raise ValueError("empty file (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            mode, wh, fmt = im.mode, im.size, im.format or "unknown"
-            conversions = []
-            if mode != "RGB":
-                conversions.append(f"mode {mode}->RGB")
-                if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-                    # composite on white so transparent pixels do not turn into arbitrary colours
-                    rgba = im.convert("RGBA")
-                    im2 = Image.new("RGB", rgba.size, (255, 255, 255))
-                    im2.paste(rgba, mask=rgba.getchannel("A"))
-                else:
-                    im2 = im.convert("RGB")
-            else:
-                im2 = im
-            if wh != (size, size):
-                conversions.append(f"resize {wh[0]}x{wh[1]}->{size}x{size}")
-                im2 = im2.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-            arr = np.asarray(im2, dtype=np.uint8).transpose(2, 0, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        msg = str(exc) or type(exc).__name__
-        if isinstance(exc, UnidentifiedImageError):
-            msg = "not an image (content not recognised as JPEG/PNG/...)"
-        raise ValueError(msg) from None
-    return np.ascontiguousarray(arr), mode, wh, fmt, conversions
-
-
-def _decode_chunk(relpaths: list[str], size: int, source: Source | None = None):
-    src = source if source is not None else _worker_source
-    images = np.zeros((len(relpaths), 3, size, size), dtype=np.uint8)
-    results = []
-    for i, rel in enumerate(relpaths):
-        try:
-            data = src.read_bytes(rel)
-        except OSError as exc:
-            results.append((False, f"unreadable: {exc}", None))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        try:
-            arr, mode, wh, fmt, conv = decode_image(data, size)
-        except ValueError as exc:
-            results.append((False, str(exc), None))
-            continue
-        images[i] = arr
-        results.append((True, digest, (mode, f"{wh[0]}x{wh[1]}", fmt, conv)))
-    return images, results
-
-
-def _decode_all(source: Source, size: int, workers: int, progress: bool):
-    relpaths = [f.relpath for f in source.files]
-    chunks = [relpaths[i : i + CHUNK] for i in range(0, len(relpaths), CHUNK)]
-    bar = tqdm(total=len(relpaths), desc="decoding images", unit="img", disable=not progress)
-    outputs = []
-    try:
-        if workers > 1 and len(chunks) > 1:
-            # spawn, not fork: the caller may be a notebook kernel with torch threads running
-            ctx = get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(source,)) as ex:
-                for chunk, out in zip(chunks, ex.map(_decode_chunk, chunks, [size] * len(chunks))):
-                    outputs.append(out)
-                    bar.update(len(chunk))
-        else:
-            for chunk in chunks:
-                outputs.append(_decode_chunk(chunk, size, source))
-                bar.update(len(chunk))
-    finally:
-        bar.close()
-        source.close()
-    return outputs
-
-
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-# ----------------------------------------------------------------------------- cache
-
-
-def _cache_files(cache_dir: Path, fingerprint: str) -> dict[str, Path]:
-    d = cache_dir / fingerprint[:24]
-    return {"dir": d, "images": d / "images.npy", "meta": d / "meta.npz", "info": d / "info.json"}
-
-
-def _save_cache(files: dict[str, Path], data: CifakeData) -> None:
-    d = files["dir"]
-    d.mkdir(parents=True, exist_ok=True)
-    tmp_suffix = f".tmp{os.getpid()}"
-    info = {
-        "cache_version": CACHE_VERSION,
-        "source": data.source,
-        "fingerprint": data.fingerprint,
-        "synthetic": data.synthetic,
-        "report": data.report.to_dict(),
-    }
-    # write every part to a temporary name first; info.json goes last and marks completion
-    with open(str(files["images"]) + tmp_suffix, "wb") as fh:
-        np.save(fh, data.images)
-    with open(str(files["meta"]) + tmp_suffix, "wb") as fh:
-        np.savez(
-            fh,
-            labels=data.labels.astype(np.int8),
-            categories=data.categories.astype(np.int8),
-            paths=data.paths,
-            hashes=data.hashes.astype("S64"),
-            splits=data.splits,
-        )
-    with open(str(files["info"]) + tmp_suffix, "w") as fh:
-        json.dump(info, fh)
-    for key in ("images", "meta", "info"):
-        os.replace(str(files[key]) + tmp_suffix, files[key])
-
-
-def _load_cache(files: dict[str, Path], fingerprint: str) -> CifakeData | None:
-    try:
-        info = json.loads(files["info"].read_text())
-        if info.get("cache_version") != CACHE_VERSION or info.get("fingerprint") != fingerprint:
-            return None
-        images = np.load(files["images"])
-        with np.load(files["meta"]) as meta:
-            labels = meta["labels"].astype(np.int64)
-            categories = meta["categories"].astype(np.int64)
-            paths_ = meta["paths"]
-            hashes = meta["hashes"].astype(str)
-            splits = meta["splits"]
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None  # missing or damaged cache: decode again
-    if images.shape[0] != labels.shape[0]:
-        return None
-    return CifakeData(
-        images, labels, categories, paths_, hashes, splits, info["source"], fingerprint,
-        info["synthetic"], LoadReport.from_dict(info["report"]), from_cache=True,
-    )
-
-
 # ----------------------------------------------------------------------------- public
 
 
@@ -310,24 +149,42 @@ def load_cifake(
     else:
         source = open_source(path)
         fingerprint = source.fingerprint(CACHE_VERSION, image_size)
-    files = _cache_files(cache_root, fingerprint)
+    folder = cache.entry_dir(cache_root, fingerprint)
     if use_cache:
-        data = _load_cache(files, fingerprint)
+        data = _from_cache(folder, fingerprint)
     if data is None:
         if source is None:
             source = open_source(path)
-        data = _decode_source(source, fingerprint, image_size, workers or _default_workers(), progress)
+        data = _decode_source(source, fingerprint, image_size, workers or default_workers(), progress)
         if use_cache:
             try:
-                _save_cache(files, data)
+                cache.save_entry(folder, _arrays(data), _info(data))
             except OSError as exc:
-                warnings.warn(f"could not write the decode cache to {files['dir']}: {exc}", stacklevel=2)
+                warnings.warn(f"could not write the decode cache to {folder}: {exc}", stacklevel=2)
     _check_result(data, strict)
     return data
 
 
+def _arrays(data: CifakeData) -> dict:
+    return {k: getattr(data, k) for k in ("images", *cache.META_KEYS)}
+
+
+def _info(data: CifakeData) -> dict:
+    return {"source": data.source, "fingerprint": data.fingerprint, "synthetic": data.synthetic,
+            "report": data.report.to_dict()}
+
+
+def _from_cache(folder: Path, fingerprint: str) -> CifakeData | None:
+    entry = cache.load_entry(folder, fingerprint)
+    if entry is None:
+        return None
+    arrays, info = entry
+    return CifakeData(**arrays, source=info["source"], fingerprint=fingerprint, synthetic=info["synthetic"],
+                      report=LoadReport.from_dict(info["report"]), from_cache=True)
+
+
 def _decode_source(source: Source, fingerprint: str, size: int, workers: int, progress: bool) -> CifakeData:
-    outputs = _decode_all(source, size, workers, progress)
+    outputs = decode_all(source, size, workers, progress)
     report = LoadReport(ignored=list(source.ignored))
     converted: Counter = Counter()
     sizes: Counter = Counter()

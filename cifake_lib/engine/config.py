@@ -1,0 +1,133 @@
+"""Training configuration: one validated dataclass; unknown or invalid values fail loudly.
+
+Each field is declared once, here, with its help text. The command line builds `cifake train`'s
+options from these fields, the notebooks map their parameters onto them, and ``resume``
+metadata says which settings a resumed run may change. How the data is split is not part of
+a training configuration: it lives in the split manifest (``splits.json``) of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from .registry import MODELS, default_image_size
+
+SCHEDULES = ("none", "cosine", "onecycle")
+AMP_MODES = ("auto", "bf16", "off")
+SELECT_METRICS = ("val_accuracy", "val_loss", "val_auc", "val_f1")
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or out of range."""
+
+
+def _setting(default, help: str, *, resume_may_change: bool = False, choices=None, cli: bool = True):
+    meta = {"help": help, "resume_may_change": resume_may_change, "choices": choices, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults are the paper's recipe."""
+
+    model: str = _setting("resnet18", "model name", choices=tuple(MODELS))
+    image_size: int | None = _setting(None, "model input size in pixels (default: 224 resnet18, 32 the others)")
+    epochs: int = _setting(10, "epochs (default 10); a resumed run may train more", resume_may_change=True)
+    batch_size: int = _setting(128, "training batch size (default 128)")
+    lr: float = _setting(1e-3, "learning rate (default 1e-3, Adam as in the paper)")
+    weight_decay: float = _setting(0.0, "Adam weight decay (default 0)")
+    backbone_lr_scale: float = _setting(1.0, "backbone lr = lr x this, in (0, 1] (fine-tuning; default 1)")
+    schedule: str = _setting("none", "learning-rate schedule (default none)", choices=SCHEDULES)
+    augment: bool = _setting(False, "random flip + small translation on the device")
+    seed: int = _setting(0, "training seed: initialisation, batch order, dropout (default 0)")
+    pretrained: bool = _setting(False, "start from ImageNet weights (resnet18)")
+    weights: str | None = _setting(None, "local ImageNet ResNet-18 weights file (resnet18-f37072fd.pth)",
+                                   resume_may_change=True)
+    limit_per_class: int | None = _setting(None, "train on a stratified subset of K images per class "
+                                                 "(validation cut in proportion, test part unchanged)")
+    select_metric: str = _setting("val_accuracy", "validation metric that picks best.pt (default val_accuracy)",
+                                  choices=SELECT_METRICS)
+    deterministic: bool = _setting(False, "deterministic cuDNN kernels (slower)", resume_may_change=True)
+    device: str = _setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N", resume_may_change=True)
+    amp: str = _setting("auto", "mixed precision; auto: bf16 autocast on CUDA, off on the CPU",
+                        resume_may_change=True, choices=AMP_MODES)
+    channels_last: bool | None = _setting(None, "channels_last memory format (None: on for CUDA)",
+                                          resume_may_change=True, cli=False)
+    compile: bool = _setting(False, "torch.compile the model", resume_may_change=True)
+    eval_batch_size: int = _setting(512, "batch size for validation and prediction", resume_may_change=True,
+                                    cli=False)
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size if self.image_size is not None else default_image_size(self.model)
+
+    def validate(self) -> "TrainConfig":
+        for name, (ok, why) in self._checks().items():
+            if not ok:
+                raise ConfigError(f"invalid {name}={getattr(self, name)!r}: {why}")
+        if self.model == "custom_cnn" and (self.pretrained or self.weights):
+            raise ConfigError(f"invalid pretrained={self.pretrained!r}: custom_cnn has no pretrained weights")
+        return self
+
+    def _checks(self) -> dict[str, tuple[bool, str]]:
+        def whole(v, low, allow_none=False):
+            return (allow_none and v is None) or (not isinstance(v, bool) and isinstance(v, int) and v >= low)
+
+        def number(v):
+            return not isinstance(v, bool) and isinstance(v, (int, float))
+
+        dev = self.device
+        return {
+            "model": (self.model in MODELS, f"choose one of {', '.join(MODELS)}"),
+            "epochs": (whole(self.epochs, 1), "must be a positive integer"),
+            "batch_size": (whole(self.batch_size, 1), "must be a positive integer"),
+            "eval_batch_size": (whole(self.eval_batch_size, 1), "must be a positive integer"),
+            "image_size": (whole(self.image_size, 8, allow_none=True),
+                           "must be an integer of at least 8 pixels (or None for the model default)"),
+            "lr": (number(self.lr) and 0 < self.lr < 10, "must be a positive number"),
+            "weight_decay": (number(self.weight_decay) and self.weight_decay >= 0, "must be >= 0"),
+            "backbone_lr_scale": (number(self.backbone_lr_scale) and 0 < self.backbone_lr_scale <= 1,
+                                  "must be in (0, 1]"),
+            "schedule": (self.schedule in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
+            "amp": (self.amp in AMP_MODES, f"choose one of {', '.join(AMP_MODES)}"),
+            "select_metric": (self.select_metric in SELECT_METRICS, f"choose one of {', '.join(SELECT_METRICS)}"),
+            "limit_per_class": (whole(self.limit_per_class, 1, allow_none=True),
+                                "must be a positive integer or None"),
+            "device": (isinstance(dev, str) and (dev in ("auto", "cpu") or dev.startswith("cuda")),
+                       "use auto, cpu, cuda or cuda:N"),
+        }
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def from_checkpoint(cls, values: dict) -> "TrainConfig":
+        """The config stored in a checkpoint; drops the split settings that checkpoints written
+        before they moved to the split manifest still carry."""
+        return cls.from_dict({k: v for k, v in values.items() if k not in LEGACY_SPLIT_FIELDS})
+
+    def changed_for_resume(self, stored: dict) -> list[str]:
+        """'name old -> new' for each setting that differs from ``stored`` and must not."""
+        return [f"{f.name} {stored.get(f.name)!r} -> {getattr(self, f.name)!r}" for f in fields(self)
+                if not f.metadata["resume_may_change"] and stored.get(f.name) != getattr(self, f.name)]
+
+
+# fields that TrainConfig had before the split settings moved to the split manifest
+LEGACY_SPLIT_FIELDS = ("val_fraction", "test_fraction", "split_seed", "dedupe_train")
+
+
+def cli_fields() -> list[dataclasses.Field]:
+    """The TrainConfig fields that `cifake train` offers as options."""
+    return [f for f in fields(TrainConfig) if f.metadata["cli"]]

@@ -1,0 +1,49 @@
+"""07_robustness: both models on the test part under JPEG, blur, noise, down-up scaling and a flip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...data.splits import subset_per_class
+from ..compare import display_name
+from ..notebook import Study
+from ..perturb import robustness_table
+from .evaluation import MODELS_COMPARED
+
+
+def robustness_stage(study: Study, models=MODELS_COMPARED) -> pd.DataFrame:
+    """Both models on the test part under every perturbation; saved as OUT/evaluation/robustness.csv."""
+    data = study.load_data()
+    splits = study.load_splits()
+    idx, val = splits.test, splits.val
+    limit = study.eval_limit()
+    if limit:
+        rng = np.random.default_rng(0)
+        idx = subset_per_class(data, idx, limit, rng)
+        val = subset_per_class(data, val, limit, rng)
+    runs = {display_name(m): study.layout.require_run(m) for m in models}
+    frame = robustness_table(runs, data, idx, val)
+    study.layout.eval_dir.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(study.layout.robustness_path, index=False)
+    return frame
+
+
+def robustness_view(frame: pd.DataFrame, metrics=("accuracy@0.5", "accuracy@val", "fake_recall@0.5", "auc")) -> pd.DataFrame:
+    """Perturbations as rows, (metric, model) as columns; the full table is robustness.csv."""
+    order = list(dict.fromkeys(zip(frame["perturbation"], frame["strength"])))
+    view = frame.set_index(["perturbation", "strength", "model"])[list(metrics)].unstack("model").round(4)
+    return view.loc[order]
+
+
+def robustness_reading(frame: pd.DataFrame) -> list[str]:
+    out = []
+    for model, g in frame.groupby("model", sort=False):
+        g = g[g["perturbation"] != "clean"]
+        worst = g.loc[g["accuracy@0.5"].idxmin()]
+        flip = g[g["perturbation"] == "hflip"].iloc[0]
+        out.append(f"{model}: the largest drop at threshold 0.5 comes from {worst['perturbation']} "
+                   f"{worst['strength']} (accuracy {worst['accuracy@0.5']:.4f}, {worst['accuracy_drop@0.5']:.4f} "
+                   f"below clean; AUC {worst['auc']:.4f}); a horizontal flip changes accuracy by "
+                   f"{-flip['accuracy_drop@0.5']:+.4f}.")
+    return out
