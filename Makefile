@@ -9,12 +9,13 @@ DATA ?=
 PROFILE ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: help venv test report lab audit benchmark clean
+.PHONY: help venv test lint format report lab audit benchmark clean
 
 help:
 	@echo "make report   run the study (notebooks 01-07) and export report/index.html + PDF"
 	@echo "              options: DATA=path/to/cifake(.zip)  PROFILE=auto|smoke|cpu|paper"
-	@echo "make test     run the test suite (what CI runs)"
+	@echo "make test     lint (ruff check + format check), then the test suite (what CI runs)"
+	@echo "make format   apply ruff's fixes and formatting"
 	@echo "make lab      open the notebooks in JupyterLab with the project's kernel"
 	@echo "make audit    audit the data (DATA=...)"
 	@echo "make benchmark  run the speed benchmarks into benchmarks/RESULTS.md"
@@ -29,7 +30,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 report: $(STAMP)

@@ -24,11 +24,13 @@ def paper_loader(folder: Path, size: int, batch_size: int, workers: int):
     from torchvision import datasets, transforms
 
     steps = [transforms.Resize(size)] if size != 32 else []
-    tf = transforms.Compose([*steps, transforms.ToTensor(),
-                             transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+    tf = transforms.Compose(
+        [*steps, transforms.ToTensor(), transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    )
     ds = datasets.ImageFolder(str(folder), transform=tf)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                       persistent_workers=workers > 0)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+    )
 
 
 def paper_pass(loader) -> int:
@@ -76,13 +78,16 @@ def cache_cost(source_path: str) -> dict:
         second, _ = timed(load_cifake, source_path, cache_dir=tmp, progress=False)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"images": len(data), "first_decode_s": first, "first_images_per_s": len(data) / first,
-            "cached_load_s": second}
+    return {
+        "images": len(data),
+        "first_decode_s": first,
+        "first_images_per_s": len(data) / first,
+        "cached_load_s": second,
+    }
 
 
 def main(argv=None) -> dict:
     import torch
-
     from common import load_or_synthesize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,8 +104,17 @@ def main(argv=None) -> dict:
 
     data, idx, source = load_or_synthesize(args.data, args.n_per_class)
     tmp = Path(tempfile.mkdtemp(prefix="cifake-bench-folder-"))
-    rows, result = [], {"source": source, "images": int(len(idx)), "batch_size": args.batch_size,
-                        "repeats": args.repeats, "workers": args.workers, "device": args.device}
+    rows, result = (
+        [],
+        {
+            "source": source,
+            "images": int(len(idx)),
+            "batch_size": args.batch_size,
+            "repeats": args.repeats,
+            "workers": args.workers,
+            "device": args.device,
+        },
+    )
     try:
         folder = extract_jpegs(source, data.paths[idx].tolist(), tmp / "imagefolder")
         images = torch.from_numpy(data.images[idx]).to(args.device)
@@ -117,10 +131,21 @@ def main(argv=None) -> dict:
             del loader
             p, o = median(t_paper), median(t_ours)
             rows.append({"size": f"{size}px", "pipeline": "paper-style (ImageFolder + PIL, workers)", "img_s": p})
-            rows.append({"size": f"{size}px", "pipeline": "cifake (cached uint8, batched on device)", "img_s": o,
-                         "ratio": o / p})
-            result[f"{size}px"] = {"paper_img_s": p, "ours_img_s": o, "ratio": o / p,
-                                   "paper_runs": t_paper, "ours_runs": t_ours}
+            rows.append(
+                {
+                    "size": f"{size}px",
+                    "pipeline": "cifake (cached uint8, batched on device)",
+                    "img_s": o,
+                    "ratio": o / p,
+                }
+            )
+            result[f"{size}px"] = {
+                "paper_img_s": p,
+                "ours_img_s": o,
+                "ratio": o / p,
+                "paper_runs": t_paper,
+                "ours_runs": t_ours,
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not args.skip_cache:
@@ -129,8 +154,10 @@ def main(argv=None) -> dict:
     print(table(rows, [("size", "size"), ("pipeline", "pipeline"), ("img_s", "images/s"), ("ratio", "ratio")]))
     if "cache" in result:
         c = result["cache"]
-        print(f"decode-once cache for {c['images']:,} images: first build {c['first_decode_s']:.1f} s "
-              f"({c['first_images_per_s']:,.0f} img/s), cached load {c['cached_load_s']:.2f} s")
+        print(
+            f"decode-once cache for {c['images']:,} images: first build {c['first_decode_s']:.1f} s "
+            f"({c['first_images_per_s']:,.0f} img/s), cached load {c['cached_load_s']:.2f} s"
+        )
     write_json(args.json, {"benchmark": "data_path", **result})
     print("ratio (cifake / paper-style): " + ", ".join(f"{s}px {result[f'{s}px']['ratio']:.1f}x" for s in args.sizes))
     return result

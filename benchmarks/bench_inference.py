@@ -19,13 +19,13 @@ from common import median, table, timed, write_json
 def main(argv=None) -> dict:
     import numpy as np
     import torch
+    from common import load_or_synthesize
 
+    from cifake_lib.data.splits import Splits
     from cifake_lib.engine.config import TrainConfig
     from cifake_lib.engine.evaluate import evaluate_model
     from cifake_lib.engine.predict import predict_files
-    from cifake_lib.data.splits import Splits
     from cifake_lib.engine.trainer import train_model
-    from common import load_or_synthesize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="CIFAKE folder or zip (default $CIFAKE_DATA, else synthetic)")
@@ -62,20 +62,30 @@ def main(argv=None) -> dict:
             for _ in range(args.repeats):
                 t, rep = timed(evaluate_model, run, data, splits=splits, n_boot=1, progress=False, device=args.device)
                 ev.append(rep.metrics["n"] / t)
-                t, out = timed(lambda: list(predict_files(run, [tmp / "files"], device=args.device)))
+                t, out = timed(lambda run=run: list(predict_files(run, [tmp / "files"], device=args.device)))
                 assert len(out) == len(files) and all("p_fake" in r for r in out)
                 pr.append(len(out) / t)
             rows.append({"case": f"{model} @ {size}px", "evaluate": median(ev), "predict": median(pr)})
-            result["models"][spec] = {"evaluate_img_s": median(ev), "predict_files_s": median(pr),
-                                      "evaluate_runs": ev, "predict_runs": pr}
+            result["models"][spec] = {
+                "evaluate_img_s": median(ev),
+                "predict_files_s": median(pr),
+                "evaluate_runs": ev,
+                "predict_runs": pr,
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"inference on {args.device}: evaluate over {len(idx):,} images (whole call, bootstrap off), "
-          f"predict over {len(files):,} JPEG files; median of {args.repeats}")
+    print(
+        f"inference on {args.device}: evaluate over {len(idx):,} images (whole call, bootstrap off), "
+        f"predict over {len(files):,} JPEG files; median of {args.repeats}"
+    )
     print(table(rows, [("case", "case"), ("evaluate", "evaluate img/s"), ("predict", "predict files/s")]))
     write_json(args.json, {"benchmark": "inference", **result})
-    print("throughput: " + ", ".join(f"{r['case']} evaluate {r['evaluate']:,.0f} img/s, predict {r['predict']:,.0f} files/s"
-                                     for r in rows))
+    print(
+        "throughput: "
+        + ", ".join(
+            f"{r['case']} evaluate {r['evaluate']:,.0f} img/s, predict {r['predict']:,.0f} files/s" for r in rows
+        )
+    )
     return result
 
 

@@ -46,8 +46,15 @@ def trainer_run(model_name, size, data, splits, batch_size, device, out: Path):
     from cifake_lib.engine.config import TrainConfig
     from cifake_lib.engine.trainer import train_model
 
-    cfg = TrainConfig(model=model_name, image_size=size, epochs=1, batch_size=batch_size, device=device,
-                      amp="off", channels_last=False)
+    cfg = TrainConfig(
+        model=model_name,
+        image_size=size,
+        epochs=1,
+        batch_size=batch_size,
+        device=device,
+        amp="off",
+        channels_last=False,
+    )
     train_model(cfg, data, splits, out, progress=True, log=lambda m: None)
     return len(splits.train)
 
@@ -55,9 +62,9 @@ def trainer_run(model_name, size, data, splits, batch_size, device, out: Path):
 def main(argv=None) -> dict:
     import numpy as np
     import torch
+    from common import load_or_synthesize
 
     from cifake_lib.data.splits import Splits
-    from common import load_or_synthesize
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="CIFAKE folder or zip (default $CIFAKE_DATA, else synthetic)")
@@ -81,8 +88,9 @@ def main(argv=None) -> dict:
         for model_name, size, n in cases:
             n = max(2 * args.batch_size, int(n * args.scale))
             train_idx, val_idx = idx[:n], idx[-64:]
-            splits = Splits(np.sort(train_idx), np.sort(val_idx), np.sort(val_idx), np.sort(val_idx),
-                            {"test_source": "benchmark"})
+            splits = Splits(
+                np.sort(train_idx), np.sort(val_idx), np.sort(val_idx), np.sort(val_idx), {"test_source": "benchmark"}
+            )
             images = torch.from_numpy(data.images[train_idx])
             labels = torch.from_numpy(data.labels[train_idx])
             t_tr, t_pl = [], []
@@ -93,13 +101,29 @@ def main(argv=None) -> dict:
                 t_pl.append(k / t)
             tr, pl = median(t_tr), median(t_pl)
             rows.append({"case": f"{model_name} @ {size}px", "images": n, "plain": pl, "trainer": tr, "ratio": tr / pl})
-            result["cases"][f"{model_name}@{size}"] = {"images": n, "plain_img_s": pl, "trainer_img_s": tr,
-                                                      "ratio": tr / pl, "plain_runs": t_pl, "trainer_runs": t_tr}
+            result["cases"][f"{model_name}@{size}"] = {
+                "images": n,
+                "plain_img_s": pl,
+                "trainer_img_s": tr,
+                "ratio": tr / pl,
+                "plain_runs": t_pl,
+                "trainer_runs": t_tr,
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"training throughput on {args.device}, batch {args.batch_size}, one epoch, median of {args.repeats}")
-    print(table(rows, [("case", "case"), ("images", "images"), ("plain", "plain loop img/s"),
-                       ("trainer", "trainer img/s"), ("ratio", "trainer/plain")]))
+    print(
+        table(
+            rows,
+            [
+                ("case", "case"),
+                ("images", "images"),
+                ("plain", "plain loop img/s"),
+                ("trainer", "trainer img/s"),
+                ("ratio", "trainer/plain"),
+            ],
+        )
+    )
     write_json(args.json, {"benchmark": "train_step", **result})
     print("ratio (trainer / plain loop): " + ", ".join(f"{r['case']} {r['ratio']:.2f}" for r in rows))
     return result

@@ -25,8 +25,13 @@ def cores() -> int:
 def machine() -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "cores": cores(),
-            "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cores": cores(),
+        "processor": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -99,6 +104,10 @@ def load_or_synthesize(data_path: str | None, n_per_class: int, seed: int = 0):
         path = make_synthetic_cifake(Path(tempfile.mkdtemp()) / "synth", per_class=n_per_class, seed=seed, test=False)
     data = load_cifake(path, progress=False)
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), min(n_per_class, int((data.labels == c).sum())),
-                                     replace=False) for c in (0, 1)])
+    idx = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(data.labels == c), min(n_per_class, int((data.labels == c).sum())), replace=False)
+            for c in (0, 1)
+        ]
+    )
     return data, np.sort(idx), str(path)

@@ -47,10 +47,16 @@ def random_data(n: int, size: int = 32, seed: int = 0):
     rng = np.random.default_rng(seed)
     labels = (np.arange(n) % 2).astype(np.int64)
     return CifakeData(
-        images=rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8), labels=labels,
-        categories=np.zeros(n, np.int64), paths=np.array([f"train/{'FAKE' if l else 'REAL'}/{i}.jpg" for i, l in enumerate(labels)]),
-        hashes=np.array([f"{i:064x}" for i in range(n)]), splits=np.array(["train"] * n), source="random benchmark data",
-        fingerprint="random-benchmark", synthetic=True, report=LoadReport(),
+        images=rng.integers(0, 256, (n, 3, size, size), dtype=np.uint8),
+        labels=labels,
+        categories=np.zeros(n, np.int64),
+        paths=np.array([f"train/{'FAKE' if label else 'REAL'}/{i}.jpg" for i, label in enumerate(labels)]),
+        hashes=np.array([f"{i:064x}" for i in range(n)]),
+        splits=np.array(["train"] * n),
+        source="random benchmark data",
+        fingerprint="random-benchmark",
+        synthetic=True,
+        report=LoadReport(),
     )
 
 
@@ -62,7 +68,7 @@ def data_path_rate(images, size: int, batch: int, device, seconds: float = 3.0) 
     prep = Preprocessor(size, channels_last=device.type == "cuda", device=device)
     perm = torch.randperm(images.shape[0], device=images.device)
     n, t0 = 0, None
-    for rep in range(1000):
+    for _ in range(1000):
         for start in range(0, len(perm) - batch + 1, batch):
             prep(images[perm[start : start + batch]])
             n += batch
@@ -91,17 +97,31 @@ def paper_style_rate(data, n_files: int, size: int, batch: int, max_batches: int
             d = tmp / ("FAKE" if data.labels[i] else "REAL")
             d.mkdir(exist_ok=True)
             Image.fromarray(data.images[i].transpose(1, 2, 0)).save(d / f"{i}.jpg", quality=75)
-        tf = transforms.Compose([transforms.Resize(size), transforms.ToTensor(),
-                                 transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
-        loader = torch.utils.data.DataLoader(datasets.ImageFolder(str(tmp), transform=tf), batch_size=batch,
-                                             shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
-                                             drop_last=True)
+        tf = transforms.Compose(
+            [
+                transforms.Resize(size),
+                transforms.ToTensor(),
+                transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+            ]
+        )
+        loader = torch.utils.data.DataLoader(
+            datasets.ImageFolder(str(tmp), transform=tf),
+            batch_size=batch,
+            shuffle=True,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            drop_last=True,
+        )
         model = build_model("resnet18").to(device)
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
-        amp = torch.autocast(device.type, dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        amp = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if device.type == "cuda"
+            else torch.autocast("cpu", enabled=False)
+        )
         n, t0 = 0, None
         for step, (x, y) in enumerate(loader):
             if step >= max_batches + 1:
@@ -132,8 +152,8 @@ def main(argv=None) -> dict:
     import numpy as np
     import torch
 
-    from cifake_lib.engine.config import TrainConfig
     from cifake_lib.data.splits import Splits
+    from cifake_lib.engine.config import TrainConfig
     from cifake_lib.engine.trainer import train_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,32 +183,61 @@ def main(argv=None) -> dict:
     else:
         data = random_data(args.images + 2048)
     n = min(args.images, len(data) - 1024)
-    splits = Splits(np.arange(n), np.arange(n, n + 1024), np.arange(n, n + 1024), np.arange(n, n + 1024),
-                    {"test_source": "benchmark"})
-    result = {"device": str(device), "machine": machine(), "images": n, "batch_size": args.batch_size,
-              "image_size": args.image_size, "data": data.source}
+    splits = Splits(
+        np.arange(n),
+        np.arange(n, n + 1024),
+        np.arange(n, n + 1024),
+        np.arange(n, n + 1024),
+        {"test_source": "benchmark"},
+    )
+    result = {
+        "device": str(device),
+        "machine": machine(),
+        "images": n,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "data": data.source,
+    }
 
     images = torch.from_numpy(data.images).to(device)
-    result["data_path_img_s"] = data_path_rate(images, args.image_size, args.batch_size, device,
-                                               seconds=0.5 if args.smoke else 3.0)
+    result["data_path_img_s"] = data_path_rate(
+        images, args.image_size, args.batch_size, device, seconds=0.5 if args.smoke else 3.0
+    )
     del images
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     run = Path(tempfile.mkdtemp(prefix="cifake-gpu-run-"))
-    cfg = TrainConfig(model="resnet18", image_size=args.image_size, epochs=1, batch_size=args.batch_size,
-                      device=device.type, compile=args.compile, eval_batch_size=1024)
+    cfg = TrainConfig(
+        model="resnet18",
+        image_size=args.image_size,
+        epochs=1,
+        batch_size=args.batch_size,
+        device=device.type,
+        compile=args.compile,
+        eval_batch_size=1024,
+    )
     res = train_model(cfg, data, splits, run, progress=False, log=print)
     row = res.history.iloc[0]
-    result["trainer"] = {"train_img_s": float(row["train_images_per_s"]), "epoch_time_s": float(row["epoch_time_s"]),
-                         "val_accuracy": float(row["val_accuracy"]), "amp": "bf16" if device.type == "cuda" else "off"}
+    result["trainer"] = {
+        "train_img_s": float(row["train_images_per_s"]),
+        "epoch_time_s": float(row["epoch_time_s"]),
+        "val_accuracy": float(row["val_accuracy"]),
+        "amp": "bf16" if device.type == "cuda" else "off",
+    }
     if device.type == "cuda":
         result["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
     shutil.rmtree(run, ignore_errors=True)
 
-    result["paper_style"] = paper_style_rate(data, min(args.paper_files, len(data)), args.image_size,
-                                             args.batch_size if not args.smoke else 32, args.paper_batches, device,
-                                             workers=0 if args.smoke else cores())
+    result["paper_style"] = paper_style_rate(
+        data,
+        min(args.paper_files, len(data)),
+        args.image_size,
+        args.batch_size if not args.smoke else 32,
+        args.paper_batches,
+        device,
+        workers=0 if args.smoke else cores(),
+    )
     flop_per_img = RESNET18_FWD_FLOP_224 * TRAIN_FLOP_FACTOR * (args.image_size / 224) ** 2
     peak = peak_for(result["machine"].get("gpu", ""))
     for key, rate in (("trainer", result["trainer"]["train_img_s"]), ("paper_style", result["paper_style"]["img_s"])):
@@ -199,12 +248,22 @@ def main(argv=None) -> dict:
 
     rows = [
         {"what": f"data path only ({args.image_size}px batches)", "img_s": result["data_path_img_s"]},
-        {"what": "cifake trainer, 1 epoch", "img_s": result["trainer"]["train_img_s"],
-         "tflops": result["trainer"]["tflop_s"], "peak": result["trainer"]["fraction_of_bf16_peak"]},
-        {"what": f"paper-style path, {args.paper_batches} batches", "img_s": result["paper_style"]["img_s"],
-         "tflops": result["paper_style"]["tflop_s"], "peak": result["paper_style"]["fraction_of_bf16_peak"]},
+        {
+            "what": "cifake trainer, 1 epoch",
+            "img_s": result["trainer"]["train_img_s"],
+            "tflops": result["trainer"]["tflop_s"],
+            "peak": result["trainer"]["fraction_of_bf16_peak"],
+        },
+        {
+            "what": f"paper-style path, {args.paper_batches} batches",
+            "img_s": result["paper_style"]["img_s"],
+            "tflops": result["paper_style"]["tflop_s"],
+            "peak": result["paper_style"]["fraction_of_bf16_peak"],
+        },
     ]
-    print(f"GPU check on {result['machine'].get('gpu', device)}: ResNet-18 @ {args.image_size}px, batch {args.batch_size}")
+    print(
+        f"GPU check on {result['machine'].get('gpu', device)}: ResNet-18 @ {args.image_size}px, batch {args.batch_size}"
+    )
     print(table(rows, [("what", "what"), ("img_s", "images/s"), ("tflops", "TFLOP/s"), ("peak", "of bf16 peak")]))
     if "peak_gpu_memory_gib" in result:
         print(f"peak GPU memory: {result['peak_gpu_memory_gib']:.1f} GiB; wall {result['wall_s']:.0f} s")

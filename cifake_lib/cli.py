@@ -124,11 +124,15 @@ def cmd_train(args) -> int:
     else:
         splits = make_splits(data, val_fraction=args.val_fraction, seed=args.split_seed, dedupe_train=args.dedupe_train)
     splits = limit_parts(splits, data, cfg.limit_per_class, seed=args.split_seed)
-    print(f"training {cfg.model} at {cfg.input_size}px on {len(splits.train):,} images "
-          f"(validation {len(splits.val):,}; test part: {splits.test_source}) -> {args.out}")
+    print(
+        f"training {cfg.model} at {cfg.input_size}px on {len(splits.train):,} images "
+        f"(validation {len(splits.val):,}; test part: {splits.test_source}) -> {args.out}"
+    )
     result = train_model(cfg, data, splits, args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"best epoch {result.best_epoch}: {cfg.select_metric} = {result.best_metric:.4f}; "
-          f"checkpoints and history.csv in {args.out}")
+    print(
+        f"best epoch {result.best_epoch}: {cfg.select_metric} = {result.best_metric:.4f}; "
+        f"checkpoints and history.csv in {args.out}"
+    )
     return 0
 
 
@@ -150,8 +154,9 @@ def cmd_evaluate(args) -> int:
     load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
     threshold = _threshold(args.threshold)
     data = _load_data(args.data)
-    ev = evaluate_model(args.run, data, split=args.split, threshold=threshold, limit_per_class=args.limit_per_class,
-                        device=args.device)
+    ev = evaluate_model(
+        args.run, data, split=args.split, threshold=threshold, limit_per_class=args.limit_per_class, device=args.device
+    )
     out = write_evaluation(ev, args.out or Path(args.run) / args.split)
     print(format_metrics(ev.metrics))
     print(f"wrote predictions.csv, logits.npy and metrics.json to {out}")
@@ -186,8 +191,10 @@ def cmd_robustness(args) -> int:
     if args.limit_per_class:
         idx = subset_per_class(data, idx, args.limit_per_class, np.random.default_rng(0))
     frame = robustness_table({Path(args.run).name: args.run}, data, idx, splits.val, device=args.device)
-    print(f"robustness of {args.run} on {len(idx):,} test images ({splits.test_source}); "
-          f"@val = threshold chosen on clean validation ({frame['threshold_val'].iloc[0]:.3f})")
+    print(
+        f"robustness of {args.run} on {len(idx):,} test images ({splits.test_source}); "
+        f"@val = threshold chosen on clean validation ({frame['threshold_val'].iloc[0]:.3f})"
+    )
     print(format_robustness(frame))
     if args.csv:
         frame.to_csv(args.csv, index=False)
@@ -206,8 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cifake {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_audit, _add_synth, _add_download, _add_models, _add_train, _add_evaluate, _add_predict,
-                _add_robustness):
+    for add in (
+        _add_audit,
+        _add_synth,
+        _add_download,
+        _add_models,
+        _add_train,
+        _add_evaluate,
+        _add_predict,
+        _add_robustness,
+    ):
         add(sub)
     return parser
 
@@ -264,8 +279,11 @@ def _add_download(sub) -> None:
 
 
 def _add_models(sub) -> None:
-    p = sub.add_parser("models", help="list the models, or show one's layer table",
-                       description="List registered models with parameter counts; name one for its layer table.")
+    p = sub.add_parser(
+        "models",
+        help="list the models, or show one's layer table",
+        description="List registered models with parameter counts; name one for its layer table.",
+    )
     p.add_argument("name", nargs="?", help="a model name (shows its layers)")
     p.add_argument("--layers", action="store_true", help="show the layer table of every model")
     p.add_argument("--image-size", type=_positive_int, help="input size for the output shapes")
@@ -299,7 +317,8 @@ def _add_train(sub) -> None:
     from .study.profiles import PROFILES
 
     p = sub.add_parser(
-        "train", help="train a model, printing one table row per epoch",
+        "train",
+        help="train a model, printing one table row per epoch",
         description=(
             "Train a model on the train part of the splits, validating each epoch. Writes RUN_DIR/"
             "history.csv, last.pt (every epoch), best.pt (best validation metric), config.json, "
@@ -324,17 +343,20 @@ def _add_train(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser(
-        "evaluate", help="score a run's best.pt on test or val: predictions.csv + metrics.json",
+        "evaluate",
+        help="score a run's best.pt on test or val: predictions.csv + metrics.json",
         description="Load RUN_DIR/best.pt and the run's split manifest, predict the chosen split, write "
-                    "predictions.csv, logits.npy and metrics.json (with bootstrap 95%% intervals) and print "
-                    "the table.",
+        "predictions.csv, logits.npy and metrics.json (with bootstrap 95%% intervals) and print "
+        "the table.",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")
     p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset")
-    p.add_argument("--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)")
+    p.add_argument(
+        "--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)"
+    )
     p.add_argument("--out", help="output folder (default RUN_DIR/SPLIT)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(func=cmd_evaluate)
@@ -342,10 +364,11 @@ def _add_evaluate(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser(
-        "predict", help="p_fake for image files or folders, one JSON line each",
-        description="Print {\"path\", \"p_fake\", \"label\"} per image (any size or mode: decoded, converted "
-                    "to RGB and downscaled to 32x32 as CIFAKE images are). Unreadable files print an error "
-                    "line; the exit code is 1 if any failed.",
+        "predict",
+        help="p_fake for image files or folders, one JSON line each",
+        description='Print {"path", "p_fake", "label"} per image (any size or mode: decoded, converted '
+        "to RGB and downscaled to 32x32 as CIFAKE images are). Unreadable files print an error "
+        "line; the exit code is 1 if any failed.",
     )
     p.add_argument("--run", required=True, help="run folder with best.pt")
     p.add_argument("paths", nargs="+", help="image files or folders")
@@ -356,10 +379,11 @@ def _add_predict(sub) -> None:
 
 def _add_robustness(sub) -> None:
     p = sub.add_parser(
-        "robustness", help="accuracy, AUC and FAKE recall under JPEG, blur, noise, down-up and flip",
+        "robustness",
+        help="accuracy, AUC and FAKE recall under JPEG, blur, noise, down-up and flip",
         description="Score a run's best.pt on its test images under test-time perturbations of the 32x32 "
-                    "images (JPEG quality 90/75/50/30, Gaussian blur sigma 0.5/1.0, Gaussian noise, "
-                    "downscale-upscale, horizontal flip), at 0.5 and at the threshold chosen on validation.",
+        "images (JPEG quality 90/75/50/30, Gaussian blur sigma 0.5/1.0, Gaussian noise, "
+        "downscale-upscale, horizontal flip), at 0.5 and at the threshold chosen on validation.",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")

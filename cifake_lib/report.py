@@ -44,9 +44,17 @@ TITLES = {
     "07_robustness": "7. Robustness to image processing",
 }
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                  "--no-pdf-header-footer")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--no-pdf-header-footer",
+)
 OUTPUTS = ("index.html", "cifake_report.pdf", "FAILED.txt", "timings.json")
 SYNTHETIC_BANNER = "SYNTHETIC DEMO DATA - NOT CIFAKE. These results only show that the pipeline runs."
 
@@ -66,8 +74,14 @@ def clear_outputs(report_dir: Path) -> None:
         shutil.rmtree(report_dir / sub, ignore_errors=True)
 
 
-def run_notebooks(params: dict, executed_dir: Path, notebooks=NOTEBOOKS, notebook_dir: Path = NOTEBOOK_DIR,
-                  log=print, progress: bool = True) -> dict[str, float]:
+def run_notebooks(
+    params: dict,
+    executed_dir: Path,
+    notebooks=NOTEBOOKS,
+    notebook_dir: Path = NOTEBOOK_DIR,
+    log=print,
+    progress: bool = True,
+) -> dict[str, float]:
     """Execute notebooks in order with papermill; returns {notebook: wall seconds}.
 
     Only the parameters a notebook declares are injected. Raises ReportError naming the
@@ -88,8 +102,15 @@ def run_notebooks(params: dict, executed_dir: Path, notebooks=NOTEBOOKS, noteboo
         log(f"running {name} ({', '.join(f'{k}={v!r}' for k, v in inject.items())})")
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(src), str(dst), parameters=inject, kernel_name="python3",
-                                cwd=str(notebook_dir), progress_bar=progress, log_output=False)
+            pm.execute_notebook(
+                str(src),
+                str(dst),
+                parameters=inject,
+                kernel_name="python3",
+                cwd=str(notebook_dir),
+                progress_bar=progress,
+                log_output=False,
+            )
         except PapermillExecutionError as exc:
             raise ReportError(
                 f"notebook {name} failed at cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
@@ -164,7 +185,8 @@ def for_reading(path: Path):
         if cell.cell_type != "code":
             continue
         cell.outputs = [
-            o for o in cell.outputs
+            o
+            for o in cell.outputs
             if not (o.output_type == "stream" and o.name == "stderr")
             and not (o.output_type in ("display_data", "execute_result") and WIDGET_MIME in o.get("data", {}))
         ]
@@ -200,7 +222,10 @@ def headline_html(summary: dict | None) -> str:
         return "<p>No evaluation summary was found.</p>"
     from .study.compare import display_name, paper_metrics
 
-    head = "<tr><th>model</th><th>accuracy [95% CI]</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th><th>paper accuracy</th></tr>"
+    head = (
+        "<tr><th>model</th><th>accuracy [95% CI]</th><th>precision</th><th>recall</th><th>F1</th><th>AUC</th>"
+        "<th>paper accuracy</th></tr>"
+    )
     rows = []
     for model, m in summary["metrics"].items():
         lo, hi = m["ci95"]["accuracy"]
@@ -216,7 +241,9 @@ def headline_html(summary: dict | None) -> str:
 
 
 def title_page(meta: dict, summary: dict | None) -> str:
-    rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in title_rows(meta))
+    rows = "".join(
+        f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in title_rows(meta)
+    )
     return (
         '<div class="cifake-title"><h1>cifake: detecting AI-generated images on CIFAKE</h1>'
         "<p>Reproduction of <i>Detecting AI-Generated Synthetic Images using Deep Learning</i> "
@@ -237,8 +264,9 @@ def build_combined_html(executed: list[Path], meta: dict, summary: dict | None, 
             head = body.split("<body", 1)[0]
         inner = re.search(r"<body[^>]*>(.*)</body>", body, re.S).group(1)
         parts.append(f'<div class="cifake-nb">{inner}</div>')
-    return (head or "<html><head>").replace("</head>", _css(synthetic) + "</head>") + \
-        f"<body>{_banner(synthetic)}{title_page(meta, summary)}{''.join(parts)}</body></html>"
+    return (head or "<html><head>").replace(
+        "</head>", _css(synthetic) + "</head>"
+    ) + f"<body>{_banner(synthetic)}{title_page(meta, summary)}{''.join(parts)}</body></html>"
 
 
 def find_chromium() -> str | None:
@@ -264,8 +292,13 @@ def print_pdf(html_file: Path, pdf: Path, chromium: str | None = None, timeout: 
         )
     tmp_pdf = pdf.with_name(pdf.name + ".part")
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--print-to-pdf={tmp_pdf}",
-               html_file.resolve().as_uri()]
+        cmd = [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--print-to-pdf={tmp_pdf}",
+            html_file.resolve().as_uri(),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 or not tmp_pdf.exists() or tmp_pdf.stat().st_size == 0:
         tmp_pdf.unlink(missing_ok=True)
@@ -279,7 +312,7 @@ def collect_meta(layout, profile: str, data) -> dict:
     from .provenance import git_commit, versions
 
     return {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M"),
         "profile": profile,
         "data": data.provenance(),
         "test_source": layout.test_source(),
@@ -289,17 +322,26 @@ def collect_meta(layout, profile: str, data) -> dict:
     }
 
 
-def build_exports(report_dir: Path, executed: list[Path], meta: dict, summary: dict | None, synthetic: bool,
-                  pdf: bool = True, log=print) -> dict:
+def build_exports(
+    report_dir: Path,
+    executed: list[Path],
+    meta: dict,
+    summary: dict | None,
+    synthetic: bool,
+    pdf: bool = True,
+    log=print,
+) -> dict:
     """HTML per notebook, index.html and (when pdf) cifake_report.pdf."""
     html_dir = report_dir / "html"
     pages = [export_html(p, html_dir / f"{p.stem}.html", synthetic) for p in executed]
     links = "".join(f'<li><a href="html/{p.name}">{html.escape(TITLES.get(p.stem, p.stem))}</a></li>' for p in pages)
     pdf_link = '<p><a href="cifake_report.pdf">The whole report as one PDF</a></p>' if pdf else ""
-    index = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>cifake report</title>{_css(synthetic)}"
-             "<style>table{border-collapse:collapse} th,td{padding:4px 8px;border-bottom:1px solid #ddd}</style></head>"
-             f"<body>{_banner(synthetic)}{title_page(meta, summary).replace('cifake-title', 'cifake-index')}"
-             f"<h2>Notebooks</h2><ol>{links}</ol>{pdf_link}</body></html>")
+    index = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>cifake report</title>{_css(synthetic)}"
+        "<style>table{border-collapse:collapse} th,td{padding:4px 8px;border-bottom:1px solid #ddd}</style></head>"
+        f"<body>{_banner(synthetic)}{title_page(meta, summary).replace('cifake-title', 'cifake-index')}"
+        f"<h2>Notebooks</h2><ol>{links}</ol>{pdf_link}</body></html>"
+    )
     (report_dir / "index.html").write_text(index)
     out = {"index": report_dir / "index.html", "html": pages, "pdf": None}
     if pdf:
@@ -325,8 +367,15 @@ def resolve_data(data: str | None, synth_dir: Path) -> tuple[Path, bool]:
     return default_study_data(synth_dir.parent)
 
 
-def make_report(data: str | None, profile: str = "auto", report_dir: Path | None = None, notebooks=NOTEBOOKS,
-                pdf: bool = True, log=print, progress: bool = True) -> dict:
+def make_report(
+    data: str | None,
+    profile: str = "auto",
+    report_dir: Path | None = None,
+    notebooks=NOTEBOOKS,
+    pdf: bool = True,
+    log=print,
+    progress: bool = True,
+) -> dict:
     """The whole `make report`; returns what was written. Raises ReportError on failure."""
     from .data.dataset import load_cifake
     from .study.layout import StudyLayout
@@ -359,9 +408,12 @@ def make_report(data: str | None, profile: str = "auto", report_dir: Path | None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cifake_lib.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="", help="CIFAKE folder or zip (default: $CIFAKE_DATA, data/, synthetic demo)")
+    parser = argparse.ArgumentParser(
+        prog="python -m cifake_lib.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", default="", help="CIFAKE folder or zip (default: $CIFAKE_DATA, data/, synthetic demo)"
+    )
     parser.add_argument("--profile", default="auto", help="auto (paper with CUDA, else cpu), smoke, cpu or paper")
     parser.add_argument("--out", default=str(paths.REPO_ROOT / "report"), help="report folder (default report/)")
     parser.add_argument("--no-pdf", action="store_true", help="HTML only")

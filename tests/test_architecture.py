@@ -109,9 +109,11 @@ def test_subpackages_export_a_short_public_list(package):
 
 
 def test_building_the_parser_loads_no_heavy_library():
-    code = ("import sys; from cifake_lib.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'torchvision', 'numpy', 'pandas', 'matplotlib', 'sklearn') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from cifake_lib.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'torchvision', 'numpy', 'pandas', 'matplotlib', 'sklearn') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -120,8 +122,9 @@ def test_every_module_is_in_the_readme_layout():
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Layout") :]
     missing = [str(p.relative_to(ROOT)) for _, p in _modules() if p.name != "__init__.py" and p.name not in layout]
-    missing += [f"{d.name}/" for d in LIB.rglob("*") if d.is_dir() and d.name != "__pycache__"
-                and f"{d.name}/" not in layout]
+    missing += [
+        f"{d.name}/" for d in LIB.rglob("*") if d.is_dir() and d.name != "__pycache__" and f"{d.name}/" not in layout
+    ]
     assert not missing, f"README's Layout does not list: {missing}"
     assert "01-05" not in readme and "01-05" not in (ROOT / "Makefile").read_text()
 

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 def _run(args, tmp_path, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != "CIFAKE_DATA"}  # synthetic data: fast
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()
 
@@ -34,17 +36,57 @@ def test_gpu_check_smoke_dry_run(tmp_path):
 
 def test_data_path_benchmark_prints_ratio(tmp_path):
     out = tmp_path / "d.json"
-    lines = _run([str(ROOT / "benchmarks/bench_data_path.py"), "--n-per-class", "64", "--repeats", "1",
-                  "--workers", "1", "--sizes", "32", "--json", str(out)], tmp_path)
+    lines = _run(
+        [
+            str(ROOT / "benchmarks/bench_data_path.py"),
+            "--n-per-class",
+            "64",
+            "--repeats",
+            "1",
+            "--workers",
+            "1",
+            "--sizes",
+            "32",
+            "--json",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert lines[-1].startswith("ratio (cifake / paper-style): 32px ")
     r = json.loads(out.read_text())
     assert r["32px"]["ratio"] > 0 and r["cache"]["first_decode_s"] > 0
 
 
 def test_train_and_inference_benchmarks_print_figures(tmp_path):
-    lines = _run([str(ROOT / "benchmarks/bench_train_step.py"), "--cases", "custom_cnn:32", "--scale", "0.03",
-                  "--repeats", "1", "--json", str(tmp_path / "t.json")], tmp_path)
+    lines = _run(
+        [
+            str(ROOT / "benchmarks/bench_train_step.py"),
+            "--cases",
+            "custom_cnn:32",
+            "--scale",
+            "0.03",
+            "--repeats",
+            "1",
+            "--json",
+            str(tmp_path / "t.json"),
+        ],
+        tmp_path,
+    )
     assert lines[-1].startswith("ratio (trainer / plain loop): custom_cnn @ 32px ")
-    lines = _run([str(ROOT / "benchmarks/bench_inference.py"), "--n-per-class", "64", "--files", "16",
-                  "--repeats", "1", "--models", "custom_cnn:32", "--json", str(tmp_path / "i.json")], tmp_path)
+    lines = _run(
+        [
+            str(ROOT / "benchmarks/bench_inference.py"),
+            "--n-per-class",
+            "64",
+            "--files",
+            "16",
+            "--repeats",
+            "1",
+            "--models",
+            "custom_cnn:32",
+            "--json",
+            str(tmp_path / "i.json"),
+        ],
+        tmp_path,
+    )
     assert lines[-1].startswith("throughput: custom_cnn @ 32px evaluate ")

@@ -158,7 +158,12 @@ def test_non_image_files_ignored_and_counted(synth_copy):
     (synth_copy / "README.txt").write_text("hello")
     (synth_copy / "train/REAL/._0000.jpg").write_bytes(b"\0\5\26\7")  # macOS resource fork
     data = _load(synth_copy)
-    assert data.report.ignored == ["README.txt", "train/FAKE/Thumbs.db", "train/REAL/.DS_Store", "train/REAL/._0000.jpg"]
+    assert data.report.ignored == [
+        "README.txt",
+        "train/FAKE/Thumbs.db",
+        "train/REAL/.DS_Store",
+        "train/REAL/._0000.jpg",
+    ]
     assert len(data) == 96 and not data.report.corrupt
 
 
@@ -166,10 +171,9 @@ def test_files_that_are_all_corrupt_make_the_class_unusable(tmp_path):
     root = make_layout(tmp_path / "ds", {"train/REAL": 2})
     (root / "train/FAKE").mkdir(parents=True)
     (root / "train/FAKE/a.jpg").write_text("nope")
-    with pytest.raises(DataError, match="train/FAKE has no decodable images"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _load(root)
+    with pytest.raises(DataError, match="train/FAKE has no decodable images"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _load(root)
 
 
 @pytest.mark.parametrize(
@@ -178,9 +182,18 @@ def test_files_that_are_all_corrupt_make_the_class_unusable(tmp_path):
         (lambda r: r / "nope", r"does not exist.*expected the Kaggle CIFAKE layout"),
         (lambda r: make_layout(r / "x", {"other/REAL": 1}), r"no train/ folder in .*\(found: other\)"),
         (lambda r: make_layout(r / "x", {"train/REAL": 1}), r"train has no FAKE folder \(found class folders: REAL\)"),
-        (lambda r: make_layout(r / "x", {"train/REAL": 1, "train/FAKE": 1, "test/FAKE": 1}), r"test has no REAL folder"),
-        (lambda r: (make_layout(r / "x", {"train/REAL": 1, "train/FAKE": 0}), (r / "x/train/FAKE").mkdir(parents=True), (r / "x/train/FAKE/notes.txt").write_text("a"))[0],
-         r"train/FAKE contains no images .*1 other file\(s\) there were ignored"),
+        (
+            lambda r: make_layout(r / "x", {"train/REAL": 1, "train/FAKE": 1, "test/FAKE": 1}),
+            r"test has no REAL folder",
+        ),
+        (
+            lambda r: (
+                make_layout(r / "x", {"train/REAL": 1, "train/FAKE": 0}),
+                (r / "x/train/FAKE").mkdir(parents=True),
+                (r / "x/train/FAKE/notes.txt").write_text("a"),
+            )[0],
+            r"train/FAKE contains no images .*1 other file\(s\) there were ignored",
+        ),
     ],
     ids=["missing-root", "no-train", "no-fake", "test-without-real", "empty-class"],
 )

@@ -14,27 +14,37 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from torchvision.transforms import v2
 
 from cifake_lib.cli import main
-from cifake_lib.engine.config import ConfigError, TrainConfig
 from cifake_lib.data.dataset import load_cifake
-from cifake_lib.engine.evaluate import PREDICTION_COLUMNS, evaluate_model
-from cifake_lib.engine.metrics import binary_metrics, bootstrap_ci, choose_threshold, mcnemar_test
-from cifake_lib.engine.models import (
-    MODELS, WeightsUnavailableError, build_model, count_parameters, layer_table, weights_cache_file,
-)
-from cifake_lib.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
-from cifake_lib.study.profiles import profile_config
 from cifake_lib.data.splits import make_splits
 from cifake_lib.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from cifake_lib.engine.evaluate import write_evaluation
+from cifake_lib.engine.config import ConfigError, TrainConfig
+from cifake_lib.engine.evaluate import PREDICTION_COLUMNS, evaluate_model, write_evaluation
+from cifake_lib.engine.metrics import binary_metrics, bootstrap_ci, choose_threshold, mcnemar_test
+from cifake_lib.engine.models import (
+    MODELS,
+    WeightsUnavailableError,
+    build_model,
+    count_parameters,
+    layer_table,
+    weights_cache_file,
+)
+from cifake_lib.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
 from cifake_lib.engine.trainer import train_model
+from cifake_lib.study.profiles import profile_config
 
 # ----------------------------------------------------------------------------- models
 
 
-@pytest.mark.parametrize("name,size,params", [
-    ("resnet18", 224, 11_177_538), ("resnet18", 64, 11_177_538),
-    ("resnet18_cifar", 32, 11_169_858), ("custom_cnn", 32, 618_306), ("custom_cnn", 224, 618_306),
-])
+@pytest.mark.parametrize(
+    "name,size,params",
+    [
+        ("resnet18", 224, 11_177_538),
+        ("resnet18", 64, 11_177_538),
+        ("resnet18_cifar", 32, 11_169_858),
+        ("custom_cnn", 32, 618_306),
+        ("custom_cnn", 224, 618_306),
+    ],
+)
 def test_model_shapes_and_parameter_counts(name, size, params):
     model = build_model(name).eval()
     assert count_parameters(model) == params
@@ -107,8 +117,13 @@ def test_preprocessing_matches_per_image_torchvision_reference():
     rng = np.random.default_rng(0)
     batch = torch.from_numpy(rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
     ours = Preprocessor(224)(batch)
-    ref_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Resize(224, antialias=True),
-                            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    ref_float = v2.Compose(
+        [
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Resize(224, antialias=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
     expected = torch.stack([ref_float(img) for img in batch])
     assert ours.shape == (4, 3, 224, 224)
     # normalizing at 32px before the (linear) upscale only reorders float rounding: ~1e-5
@@ -145,7 +160,7 @@ def test_augmentation_flip_and_translate():
     # each output is a shifted window of the reflect-padded input
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
     for i in range(2):
-        assert any(torch.equal(moved[i], padded[i, :, dy:dy + 8, dx:dx + 8]) for dy in range(5) for dx in range(5))
+        assert any(torch.equal(moved[i], padded[i, :, dy : dy + 8, dx : dx + 8]) for dy in range(5) for dx in range(5))
     prep = Preprocessor(32, augment=True)
     batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
     assert torch.equal(prep(batch, train=False), Preprocessor(32)(batch))  # no augmentation at eval
@@ -268,12 +283,20 @@ def test_resume_equals_uninterrupted_run(small_data, tmp_path):
     cfg = _cfg(augment=True, schedule="cosine")
     train_model(cfg, data, splits, tmp_path / "a", progress=False, log=lambda m: None)
     with pytest.raises(_Interrupt):
-        train_model(cfg, data, splits, tmp_path / "b", progress=False, log=lambda m: None,
-                    on_epoch_end=_stop_after_first_epoch)
+        train_model(
+            cfg, data, splits, tmp_path / "b", progress=False, log=lambda m: None, on_epoch_end=_stop_after_first_epoch
+        )
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
     with pytest.raises(CheckpointError, match="settings differ.*augment True -> False"):
-        train_model(_cfg(augment=False, schedule="cosine"), data, splits, tmp_path / "b", resume=True,
-                    progress=False, log=lambda m: None)
+        train_model(
+            _cfg(augment=False, schedule="cosine"),
+            data,
+            splits,
+            tmp_path / "b",
+            resume=True,
+            progress=False,
+            log=lambda m: None,
+        )
     train_model(cfg, data, splits, tmp_path / "b", resume=True, progress=False, log=lambda m: None)
     a = pd.read_csv(tmp_path / "a" / "history.csv")
     b = pd.read_csv(tmp_path / "b" / "history.csv")
@@ -325,8 +348,9 @@ def test_evaluate_writes_stable_files(small_data, tmp_path):
     pred = pd.read_csv(run / "test" / "predictions.csv")
     logits = np.load(run / "test" / "logits.npy")
     assert logits.dtype == np.float32 and logits.shape == (len(pred), 2)
-    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits).double(), 1)[:, 1].numpy(), pred["p_fake"],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        torch.softmax(torch.from_numpy(logits).double(), 1)[:, 1].numpy(), pred["p_fake"], atol=1e-6
+    )
     pd.testing.assert_frame_equal(pred, ev.predictions, check_exact=False, atol=1e-6)
     assert list(pred.columns) == PREDICTION_COLUMNS and len(pred) == len(splits.test)
     assert set(pred["label"]) <= {0, 1} and pred["p_fake"].between(0, 1).all()
@@ -347,8 +371,25 @@ def test_evaluate_writes_stable_files(small_data, tmp_path):
 def test_cli_train_evaluate_predict(small_data, tmp_path, capsys):
     root, data, splits = small_data
     run = tmp_path / "cli-run"
-    assert main(["train", "--model", "custom_cnn", "--data", str(root), "--out", str(run), "--epochs", "1",
-                 "--batch-size", "32", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "custom_cnn",
+                "--data",
+                str(root),
+                "--out",
+                str(run),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "val_acc" in out and "best epoch 1" in out
     assert main(["evaluate", "--run", str(run), "--data", str(root)]) == 0
@@ -370,11 +411,14 @@ def test_cli_train_evaluate_predict(small_data, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 24
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--model", "vgg", "--out", "x"], "invalid choice: 'vgg'"),
-    (["train", "--model", "custom_cnn", "--out", "x", "--image-size", "0"], "expected a positive integer, got 0"),
-    (["evaluate", "--run", "r", "--split", "train"], "invalid choice: 'train'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--model", "vgg", "--out", "x"], "invalid choice: 'vgg'"),
+        (["train", "--model", "custom_cnn", "--out", "x", "--image-size", "0"], "expected a positive integer, got 0"),
+        (["evaluate", "--run", "r", "--split", "train"], "invalid choice: 'train'"),
+    ],
+)
 def test_cli_bad_options_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -410,9 +454,30 @@ def test_torchrun_two_cpu_processes_gloo(small_data, tmp_path):
     root, data, splits = small_data
     run = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "cifake_lib.cli", "train", "--model", "custom_cnn", "--data", str(root), "--out", str(run),
-           "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cifake_lib.cli",
+        "train",
+        "--model",
+        "custom_cnn",
+        "--data",
+        str(root),
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("*best") == 1  # only rank 0 prints the epoch row
@@ -454,14 +519,22 @@ def test_upscale_matches_interpolate_and_buffer_reuse_is_explicit():
 def test_conclusion_flags_runs_that_depart_from_the_paper_recipe():
     from cifake_lib.study.compare import conclusion, recipe_differences
 
-    base = {"accuracy": 0.9, "precision": 0.9, "recall": 0.9, "f1": 0.9, "auc": 0.95,
-            "ci95": {m: [0.89, 0.91] for m in ("accuracy", "precision", "recall", "f1", "auc")}}
+    base = {
+        "accuracy": 0.9,
+        "precision": 0.9,
+        "recall": 0.9,
+        "f1": 0.9,
+        "auc": 0.95,
+        "ci95": {m: [0.89, 0.91] for m in ("accuracy", "precision", "recall", "f1", "auc")},
+    }
     paper_like = {**base, "pretrained": True, "input_size": 224, "train_images": 90_000}
     assert recipe_differences("resnet18", paper_like) == []
     scratch = {**base, "pretrained": False, "input_size": 64, "train_images": 6_000}
     assert recipe_differences("resnet18", scratch) == [
-        "trained from scratch, not from ImageNet weights", "64px input instead of 224px",
-        "6,000 training images instead of the full train split"]
+        "trained from scratch, not from ImageNet weights",
+        "64px input instead of 224px",
+        "6,000 training images instead of the full train split",
+    ]
     lines = conclusion({"resnet18": scratch, "custom_cnn": {**base, "input_size": 32, "train_images": 80_000}}, None)
     resnet_line = next(line for line in lines if line.startswith("ResNet-18: accuracy 90.00%"))
     assert "below the paper's 96.58%" in resnet_line and "departs from the paper's recipe" in resnet_line

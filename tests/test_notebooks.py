@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cifake_lib.study import notebook
+from cifake_lib.data.synth import make_synthetic_cifake
 from cifake_lib.engine.config import ConfigError
 from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, ReportError, find_chromium, make_report
-from cifake_lib.data.synth import make_synthetic_cifake
+from cifake_lib.study import notebook
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +106,10 @@ def test_nbval_reproduces_checked_outputs(smoke_report):
     executed = sorted((smoke_report["dir"] / "executed").glob("*.ipynb"))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", *map(str, executed)],
-        capture_output=True, text=True, timeout=900, cwd=smoke_report["dir"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=smoke_report["dir"],
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
@@ -122,8 +125,13 @@ def test_nbval_fails_when_a_checked_output_drifts(smoke_report, tmp_path):
     stream.text = stream.text.replace("160", "161")  # a count that no longer matches
     drifted = tmp_path / "drifted.ipynb"
     nbformat.write(nb, drifted)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(drifted)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", str(drifted)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0 and "failed" in proc.stdout
 
 
@@ -159,9 +167,14 @@ def test_unknown_parameter_stops_the_notebook(tmp_path):
     from papermill.exceptions import PapermillExecutionError
 
     with pytest.raises(PapermillExecutionError) as exc:
-        pm.execute_notebook(str(NOTEBOOK_DIR / "01_data_exploration.ipynb"), str(tmp_path / "o.ipynb"),
-                            parameters={"OUT": str(tmp_path), "SEEED": 1}, kernel_name="python3",
-                            progress_bar=False, cwd=str(NOTEBOOK_DIR))
+        pm.execute_notebook(
+            str(NOTEBOOK_DIR / "01_data_exploration.ipynb"),
+            str(tmp_path / "o.ipynb"),
+            parameters={"OUT": str(tmp_path), "SEEED": 1},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(NOTEBOOK_DIR),
+        )
     assert "unknown parameter(s) SEEED" in str(exc.value)
 
 
@@ -171,8 +184,14 @@ def test_failed_run_leaves_no_report_and_names_the_cell(tmp_path, smoke_report):
     (report / "cifake_report.pdf").write_bytes(b"%PDF stale")
     (report / "index.html").write_text("stale")
     with pytest.raises(ReportError) as exc:  # 03 without 02's split manifest
-        make_report(str(smoke_report["data"]), "smoke", report, notebooks=("03_train_resnet18",), log=lambda m: None,
-                    progress=False)
+        make_report(
+            str(smoke_report["data"]),
+            "smoke",
+            report,
+            notebooks=("03_train_resnet18",),
+            log=lambda m: None,
+            progress=False,
+        )
     msg = str(exc.value)
     assert "notebook 03_train_resnet18 failed at cell" in msg and "run 02_preprocessing.ipynb first" in msg
     assert not (report / "cifake_report.pdf").exists() and not (report / "index.html").exists()
@@ -219,10 +238,20 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     data = make_synthetic_cifake(tmp_path / "ds", per_class=40, seed=5)
     base = {"DATA": str(data), "PROFILE": "smoke", "OUT": str(tmp_path / "out"), "SEED": 0}
     preprocessing.prepare_splits(notebook.setup("02_preprocessing", {**base, "IMAGE_SIZE": None, "VAL_FRACTION": 0.1}))
-    train = {"EPOCHS": None, "IMAGE_SIZE": None, "BATCH_SIZE": None, "LR": None, "AUGMENT": False,
-             "LIMIT_PER_CLASS": None, "RESUME": False, "SEEDS": 1}
-    study = notebook.setup("03_train_resnet18", {**base, **train, "MODEL": "resnet18", "PRETRAINED": "auto",
-                                                 "WEIGHTS": str(weights), "COMPARE_SCRATCH": True})
+    train = {
+        "EPOCHS": None,
+        "IMAGE_SIZE": None,
+        "BATCH_SIZE": None,
+        "LR": None,
+        "AUGMENT": False,
+        "LIMIT_PER_CLASS": None,
+        "RESUME": False,
+        "SEEDS": 1,
+    }
+    study = notebook.setup(
+        "03_train_resnet18",
+        {**base, **train, "MODEL": "resnet18", "PRETRAINED": "auto", "WEIGHTS": str(weights), "COMPARE_SCRATCH": True},
+    )
     cfg = study.train_config()
     assert cfg.pretrained is True and cfg.weights == str(weights) and not study.notes
     training.train_seeds(study, cfg)

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from cifake_lib.engine.metrics import (
-    apply_temperature, expected_calibration_error, fit_temperature, logit_margin, reliability_bins,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    logit_margin,
+    reliability_bins,
 )
 from cifake_lib.study.perturb import PERTURBATIONS, down_up, gaussian_blur, gaussian_noise, hflip, jpeg
 
@@ -85,7 +89,9 @@ def test_temperature_scaling_recovers_overconfidence():
     overconfident = 1 / (1 + np.exp(-margin))
     t = fit_temperature(y, margin)
     assert t == pytest.approx(3.0, rel=0.05)
-    assert expected_calibration_error(y, apply_temperature(margin, t)) < expected_calibration_error(y, overconfident) / 3
+    assert (
+        expected_calibration_error(y, apply_temperature(margin, t)) < expected_calibration_error(y, overconfident) / 3
+    )
     np.testing.assert_allclose(apply_temperature(margin, 1.0), overconfident)
 
 
@@ -112,8 +118,12 @@ def test_robustness_cli(tmp_path, capsys):
 
     root = make_synthetic_cifake(tmp_path / "ds", per_class=60, seed=4)
     run = tmp_path / "run"
-    assert main(["train", "--model", "custom_cnn", "--data", str(root), "--out", str(run), "--epochs", "1",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["train", "--model", "custom_cnn", "--data", str(root), "--out", str(run), "--epochs", "1", "--no-progress"]
+        )
+        == 0
+    )
     capsys.readouterr()
     csv = tmp_path / "rob.csv"
     assert main(["robustness", "--run", str(run), "--data", str(root), "--csv", str(csv)]) == 0
@@ -132,8 +142,8 @@ def test_gradcam_maps_in_fp32(tmp_path):
     import torch
 
     from cifake_lib.engine.config import TrainConfig
-    from cifake_lib.study.gradcam import cam_maps, centre_share, target_layer
     from cifake_lib.engine.models import build_model
+    from cifake_lib.study.gradcam import cam_maps, centre_share, target_layer
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)

@@ -26,17 +26,13 @@ def duplicate_stats(data: CifakeData) -> dict:
             m = mask & (data.labels == cls)
             by_class[f"{split}/{name}"] = int(m.sum() - len(set(data.hashes[m].tolist())))
     # images whose bytes also appear with the other label: a contradiction, not just a copy
-    conflicting = sum(
-        1 for idx in groups.values() if len(idx) > 1 and len(set(data.labels[idx].tolist())) > 1
-    )
+    conflicting = sum(1 for idx in groups.values() if len(idx) > 1 and len(set(data.labels[idx].tolist())) > 1)
     across = 0
     if data.has_test:
         train_hashes = set(data.hashes[data.splits == "train"].tolist())
         across = int(sum(h in train_hashes for h in data.hashes[data.splits == "test"].tolist()))
     pairs = sum(len(idx) * (len(idx) - 1) // 2 for idx in groups.values())
-    examples = [
-        [data.paths[i] for i in idx] for idx in groups.values() if len(idx) > 1
-    ][:5]
+    examples = [[data.paths[i] for i in idx] for idx in groups.values() if len(idx) > 1][:5]
     return {
         "within": within,
         "by_class": by_class,
@@ -107,9 +103,7 @@ def format_audit(a: dict) -> str:
     lines.append("modes as found: " + ", ".join(f"{k} ({v:,})" for k, v in a["modes"].items()))
     lines.append("formats by content: " + ", ".join(f"{k} ({v:,})" for k, v in a["formats"].items()))
     conv = a["converted"]
-    lines.append(
-        "conversions: " + (", ".join(f"{k}: {v:,}" for k, v in conv.items()) if conv else "none")
-    )
+    lines.append("conversions: " + (", ".join(f"{k}: {v:,}" for k, v in conv.items()) if conv else "none"))
     lines.append(f"corrupt files (skipped): {len(a['corrupt'])}")
     for p in a["corrupt"][:10]:
         lines.append(f"  {p}: {a['corrupt_reasons'][p]}")

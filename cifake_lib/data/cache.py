@@ -8,6 +8,7 @@ sees either no entry or a whole one, whatever else runs at the same time or gets
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -80,10 +81,8 @@ def _publish(tmp: Path, folder: Path, fingerprint: str) -> None:
     trash = folder.with_name(f".{folder.name}.old{os.getpid()}")
     os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
-    try:
+    with contextlib.suppress(OSError):  # fails only when another process published in between
         os.rename(tmp, folder)
-    except OSError:
-        pass  # published by another process in between
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

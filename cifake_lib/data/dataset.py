@@ -57,7 +57,7 @@ class LoadReport:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LoadReport":
+    def from_dict(cls, d: dict) -> LoadReport:
         return cls(**d)
 
 
@@ -94,9 +94,7 @@ class CifakeData:
         for split in ("train", "test"):
             mask = self.splits == split
             if mask.any():
-                out[split] = {
-                    name: int((self.labels[mask] == cls).sum()) for cls, name in sorted(CLASS_NAMES.items())
-                }
+                out[split] = {name: int((self.labels[mask] == cls).sum()) for cls, name in sorted(CLASS_NAMES.items())}
         return out
 
     def index_of(self, relpaths) -> np.ndarray:
@@ -170,8 +168,12 @@ def _arrays(data: CifakeData) -> dict:
 
 
 def _info(data: CifakeData) -> dict:
-    return {"source": data.source, "fingerprint": data.fingerprint, "synthetic": data.synthetic,
-            "report": data.report.to_dict()}
+    return {
+        "source": data.source,
+        "fingerprint": data.fingerprint,
+        "synthetic": data.synthetic,
+        "report": data.report.to_dict(),
+    }
 
 
 def _from_cache(folder: Path, fingerprint: str) -> CifakeData | None:
@@ -179,8 +181,14 @@ def _from_cache(folder: Path, fingerprint: str) -> CifakeData | None:
     if entry is None:
         return None
     arrays, info = entry
-    return CifakeData(**arrays, source=info["source"], fingerprint=fingerprint, synthetic=info["synthetic"],
-                      report=LoadReport.from_dict(info["report"]), from_cache=True)
+    return CifakeData(
+        **arrays,
+        source=info["source"],
+        fingerprint=fingerprint,
+        synthetic=info["synthetic"],
+        report=LoadReport.from_dict(info["report"]),
+        from_cache=True,
+    )
 
 
 def _decode_source(source: Source, fingerprint: str, size: int, workers: int, progress: bool) -> CifakeData:

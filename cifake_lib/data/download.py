@@ -15,10 +15,10 @@ KAGGLE_PAGE = f"https://www.kaggle.com/datasets/{KAGGLE_HANDLE}"
 PROBE = ("www.kaggle.com", 443)
 
 MANUAL = (
-    "To get CIFAKE by hand: download the zip from {page} (free Kaggle account), then either pass "
+    f"To get CIFAKE by hand: download the zip from {KAGGLE_PAGE} (free Kaggle account), then either pass "
     "the zip itself (`DATA=path/to/archive.zip`, read in place) or unpack it so that "
-    "DEST/train/{{REAL,FAKE}} and DEST/test/{{REAL,FAKE}} exist."
-).format(page=KAGGLE_PAGE)
+    "DEST/train/{REAL,FAKE} and DEST/test/{REAL,FAKE} exist."
+)
 
 
 class DownloadError(RuntimeError):

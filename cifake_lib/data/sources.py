@@ -117,9 +117,7 @@ def _classify(entries: dict[str, tuple], where: str) -> tuple[list[SourceFile], 
             ignored.append(rel)
     if "train" not in split_dirs:
         top = sorted({r.split("/")[0] for r in entries})
-        raise DataError(
-            f"no train/ folder in {where} (found: {', '.join(top[:10]) or 'nothing'}); {LAYOUT_HINT}"
-        )
+        raise DataError(f"no train/ folder in {where} (found: {', '.join(top[:10]) or 'nothing'}); {LAYOUT_HINT}")
     splits = tuple(s for s in SPLITS if s in split_dirs)
     per_class = Counter((f.split, f.label) for f in files)
     for split in splits:
@@ -154,8 +152,7 @@ def _open_dir(path: Path) -> Source:
         below = [p for p in below if _has_train(c.name for c in p.iterdir() if c.is_dir())]
         if len(below) > 1:
             raise DataError(
-                f"{path} holds several CIFAKE-like folders ({', '.join(p.name for p in below)}); "
-                "pass the one to use"
+                f"{path} holds several CIFAKE-like folders ({', '.join(p.name for p in below)}); pass the one to use"
             )
         if below:
             root = below[0]
@@ -184,8 +181,7 @@ def _open_zip(path: Path) -> Source:
     prefix = ""
     if not any(n.split("/")[0].lower() == "train" for n in names):
         tops = sorted(
-            {n.split("/")[0] for n in names if n.count("/") >= 2 and n.split("/")[1].lower() == "train"}
-            - {"__MACOSX"}
+            {n.split("/")[0] for n in names if n.count("/") >= 2 and n.split("/")[1].lower() == "train"} - {"__MACOSX"}
         )
         if len(tops) > 1:
             raise DataError(f"{path} holds several CIFAKE-like folders ({', '.join(tops)})")
@@ -197,7 +193,7 @@ def _open_zip(path: Path) -> Source:
         if prefix and not info.filename.startswith(prefix):
             outside.append(info.filename)
             continue
-        entries[info.filename[len(prefix):]] = (info.file_size, info.CRC)
+        entries[info.filename[len(prefix) :]] = (info.file_size, info.CRC)
     synthetic = SYNTHETIC_MARKER in entries
     files, ignored, splits = _classify(entries, f"{path}:{prefix}" if prefix else str(path))
     return Source("zip", str(path), prefix, files, sorted(ignored + outside), synthetic, splits)

@@ -140,10 +140,7 @@ def make_splits(
     if dedupe_train:
         _, keep = np.unique(data.hashes[train], return_index=True)
         train = np.sort(train[keep])
-    if carve_test:
-        test = train_rows[row_part == 2]
-    else:
-        test = test_rows
+    test = train_rows[row_part == 2] if carve_test else test_rows
     seen = set(data.hashes[train_rows[row_part < 2]].tolist())  # train and val, before any dedupe
     leak_free = np.array([i for i in test if data.hashes[i] not in seen], dtype=np.int64)
     for name, idx in (("train", train), ("val", val), ("test", test)):
@@ -182,9 +179,7 @@ def load_manifest(path: str | os.PathLike, data: CifakeData) -> Splits:
     """Read a manifest written by :func:`save_manifest` for this very dataset."""
     path = Path(path)
     if not path.exists():
-        raise ManifestError(
-            f"split manifest {path} not found: run notebook 02_preprocessing (or `cifake train`) first"
-        )
+        raise ManifestError(f"split manifest {path} not found: run notebook 02_preprocessing (or `cifake train`) first")
     try:
         doc = json.loads(path.read_text())
         made_for = doc["data"]["fingerprint"]

@@ -10,13 +10,21 @@ torch), ``models``, ``preprocess`` (batched resize + normalize + augment on the 
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "MODELS": "registry", "ModelSpec": "registry",
-    "build_model": "models", "WeightsUnavailableError": "models",
+    "MODELS": "registry",
+    "ModelSpec": "registry",
+    "build_model": "models",
+    "WeightsUnavailableError": "models",
     "Preprocessor": "preprocess",
-    "ConfigError": "config", "TrainConfig": "config",
-    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "load_run_model": "checkpoint",
-    "TrainResult": "trainer", "train_model": "trainer",
-    "Evaluation": "evaluate", "evaluate_model": "evaluate", "write_evaluation": "evaluate",
+    "ConfigError": "config",
+    "TrainConfig": "config",
+    "CheckpointError": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_run_model": "checkpoint",
+    "TrainResult": "trainer",
+    "train_model": "trainer",
+    "Evaluation": "evaluate",
+    "evaluate_model": "evaluate",
+    "write_evaluation": "evaluate",
     "predict_files": "predict",
     "binary_metrics": "metrics",
 }

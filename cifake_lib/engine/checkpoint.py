@@ -49,8 +49,10 @@ def plain(obj, where: str = "checkpoint"):
         return float(obj)
     if isinstance(obj, str):
         return str(obj)
-    raise TypeError(f"{where} holds a {type(obj).__module__}.{type(obj).__name__}, which a checkpoint "
-                    "loaded with weights_only=True cannot contain")
+    raise TypeError(
+        f"{where} holds a {type(obj).__module__}.{type(obj).__name__}, which a checkpoint "
+        "loaded with weights_only=True cannot contain"
+    )
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
@@ -122,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cifake_lib.engine.checkpoint",
         description="Rewrite trusted cifake checkpoints from older versions as plain data, so that they "
-                    "load with torch.load(weights_only=True). This unpickles each file once: convert only "
-                    "files whose source you trust.",
+        "load with torch.load(weights_only=True). This unpickles each file once: convert only "
+        "files whose source you trust.",
     )
-    parser.add_argument("--convert", nargs="+", metavar="PATH", required=True, help="checkpoint files (best.pt, last.pt)")
+    parser.add_argument(
+        "--convert", nargs="+", metavar="PATH", required=True, help="checkpoint files (best.pt, last.pt)"
+    )
     args = parser.parse_args(argv)
     for p in args.convert:
         try:

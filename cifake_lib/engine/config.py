@@ -42,21 +42,28 @@ class TrainConfig:
     augment: bool = _setting(False, "random flip + small translation on the device")
     seed: int = _setting(0, "training seed: initialisation, batch order, dropout (default 0)")
     pretrained: bool = _setting(False, "start from ImageNet weights (resnet18)")
-    weights: str | None = _setting(None, "local ImageNet ResNet-18 weights file (resnet18-f37072fd.pth)",
-                                   resume_may_change=True)
-    limit_per_class: int | None = _setting(None, "train on a stratified subset of K images per class "
-                                                 "(validation cut in proportion, test part unchanged)")
-    select_metric: str = _setting("val_accuracy", "validation metric that picks best.pt (default val_accuracy)",
-                                  choices=SELECT_METRICS)
+    weights: str | None = _setting(
+        None, "local ImageNet ResNet-18 weights file (resnet18-f37072fd.pth)", resume_may_change=True
+    )
+    limit_per_class: int | None = _setting(
+        None, "train on a stratified subset of K images per class (validation cut in proportion, test part unchanged)"
+    )
+    select_metric: str = _setting(
+        "val_accuracy", "validation metric that picks best.pt (default val_accuracy)", choices=SELECT_METRICS
+    )
     deterministic: bool = _setting(False, "deterministic cuDNN kernels (slower)", resume_may_change=True)
     device: str = _setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N", resume_may_change=True)
-    amp: str = _setting("auto", "mixed precision; auto: bf16 autocast on CUDA, off on the CPU",
-                        resume_may_change=True, choices=AMP_MODES)
-    channels_last: bool | None = _setting(None, "channels_last memory format (None: on for CUDA)",
-                                          resume_may_change=True, cli=False)
+    amp: str = _setting(
+        "auto",
+        "mixed precision; auto: bf16 autocast on CUDA, off on the CPU",
+        resume_may_change=True,
+        choices=AMP_MODES,
+    )
+    channels_last: bool | None = _setting(
+        None, "channels_last memory format (None: on for CUDA)", resume_may_change=True, cli=False
+    )
     compile: bool = _setting(False, "torch.compile the model", resume_may_change=True)
-    eval_batch_size: int = _setting(512, "batch size for validation and prediction", resume_may_change=True,
-                                    cli=False)
+    eval_batch_size: int = _setting(512, "batch size for validation and prediction", resume_may_change=True, cli=False)
 
     def __post_init__(self):
         self.validate()
@@ -65,7 +72,7 @@ class TrainConfig:
     def input_size(self) -> int:
         return self.image_size if self.image_size is not None else default_image_size(self.model)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         for name, (ok, why) in self._checks().items():
             if not ok:
                 raise ConfigError(f"invalid {name}={getattr(self, name)!r}: {why}")
@@ -86,26 +93,31 @@ class TrainConfig:
             "epochs": (whole(self.epochs, 1), "must be a positive integer"),
             "batch_size": (whole(self.batch_size, 1), "must be a positive integer"),
             "eval_batch_size": (whole(self.eval_batch_size, 1), "must be a positive integer"),
-            "image_size": (whole(self.image_size, 8, allow_none=True),
-                           "must be an integer of at least 8 pixels (or None for the model default)"),
+            "image_size": (
+                whole(self.image_size, 8, allow_none=True),
+                "must be an integer of at least 8 pixels (or None for the model default)",
+            ),
             "lr": (number(self.lr) and 0 < self.lr < 10, "must be a positive number"),
             "weight_decay": (number(self.weight_decay) and self.weight_decay >= 0, "must be >= 0"),
-            "backbone_lr_scale": (number(self.backbone_lr_scale) and 0 < self.backbone_lr_scale <= 1,
-                                  "must be in (0, 1]"),
+            "backbone_lr_scale": (
+                number(self.backbone_lr_scale) and 0 < self.backbone_lr_scale <= 1,
+                "must be in (0, 1]",
+            ),
             "schedule": (self.schedule in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
             "amp": (self.amp in AMP_MODES, f"choose one of {', '.join(AMP_MODES)}"),
             "select_metric": (self.select_metric in SELECT_METRICS, f"choose one of {', '.join(SELECT_METRICS)}"),
-            "limit_per_class": (whole(self.limit_per_class, 1, allow_none=True),
-                                "must be a positive integer or None"),
-            "device": (isinstance(dev, str) and (dev in ("auto", "cpu") or dev.startswith("cuda")),
-                       "use auto, cpu, cuda or cuda:N"),
+            "limit_per_class": (whole(self.limit_per_class, 1, allow_none=True), "must be a positive integer or None"),
+            "device": (
+                isinstance(dev, str) and (dev in ("auto", "cpu") or dev.startswith("cuda")),
+                "use auto, cpu, cuda or cuda:N",
+            ),
         }
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -113,15 +125,18 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_checkpoint(cls, values: dict) -> "TrainConfig":
+    def from_checkpoint(cls, values: dict) -> TrainConfig:
         """The config stored in a checkpoint; drops the split settings that checkpoints written
         before they moved to the split manifest still carry."""
         return cls.from_dict({k: v for k, v in values.items() if k not in LEGACY_SPLIT_FIELDS})
 
     def changed_for_resume(self, stored: dict) -> list[str]:
         """'name old -> new' for each setting that differs from ``stored`` and must not."""
-        return [f"{f.name} {stored.get(f.name)!r} -> {getattr(self, f.name)!r}" for f in fields(self)
-                if not f.metadata["resume_may_change"] and stored.get(f.name) != getattr(self, f.name)]
+        return [
+            f"{f.name} {stored.get(f.name)!r} -> {getattr(self, f.name)!r}"
+            for f in fields(self)
+            if not f.metadata["resume_may_change"] and stored.get(f.name) != getattr(self, f.name)
+        ]
 
 
 # fields that TrainConfig had before the split settings moved to the split manifest

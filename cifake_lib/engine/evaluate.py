@@ -107,17 +107,34 @@ def evaluate_model(
         threshold, rule = choose_threshold(data.labels[splits.val], p_fake(val_logits)), "Youden's J on validation"
     p = p_fake(logits)
     rep = metrics_report(data.labels[idx], p, data.categories[idx], float(threshold), n_boot=n_boot)
-    rep.update(threshold_rule=rule, split=split, test_source=splits.settings.get("test_source"),
-               synthetic=bool(data.synthetic), images_per_s=float(len(idx) / seconds) if seconds > 0 else None,
-               **run_facts(run_dir, cfg, ckpt))
-    rep.update(leak_report(splits, idx, data.labels[idx], p, float(threshold), n_boot) if split == "test"
-               else {"leak_free": None})
-    rep["provenance"] = {**provenance(dev), "run": str(run_dir), "data": data.provenance(),
-                         "checkpoint_provenance": ckpt.get("provenance")}
-    frame = pd.DataFrame({
-        "path": data.paths[idx], "label": data.labels[idx], "category": [category_name(c) for c in data.categories[idx]],
-        "p_fake": p, "pred": (p >= threshold).astype(int),
-    })[PREDICTION_COLUMNS]
+    rep.update(
+        threshold_rule=rule,
+        split=split,
+        test_source=splits.settings.get("test_source"),
+        synthetic=bool(data.synthetic),
+        images_per_s=float(len(idx) / seconds) if seconds > 0 else None,
+        **run_facts(run_dir, cfg, ckpt),
+    )
+    rep.update(
+        leak_report(splits, idx, data.labels[idx], p, float(threshold), n_boot)
+        if split == "test"
+        else {"leak_free": None}
+    )
+    rep["provenance"] = {
+        **provenance(dev),
+        "run": str(run_dir),
+        "data": data.provenance(),
+        "checkpoint_provenance": ckpt.get("provenance"),
+    }
+    frame = pd.DataFrame(
+        {
+            "path": data.paths[idx],
+            "label": data.labels[idx],
+            "category": [category_name(c) for c in data.categories[idx]],
+            "p_fake": p,
+            "pred": (p >= threshold).astype(int),
+        }
+    )[PREDICTION_COLUMNS]
     return Evaluation(rep, frame, logits.astype(np.float32))
 
 
@@ -125,12 +142,18 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     """What the report needs to know about the run that made the predictions."""
     manifest = run_dir / "splits.json"
     train_images = json.loads(manifest.read_text())["sizes"]["train"]["total"] if manifest.exists() else None
-    return {"model": cfg.model, "pretrained": bool(cfg.pretrained), "input_size": int(cfg.input_size),
-            "train_images": train_images, "best_epoch": int(ckpt["epoch"])}
+    return {
+        "model": cfg.model,
+        "pretrained": bool(cfg.pretrained),
+        "input_size": int(cfg.input_size),
+        "train_images": train_images,
+        "best_epoch": int(ckpt["epoch"]),
+    }
 
 
-def leak_report(splits: Splits, idx: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: float,
-                n_boot: int) -> dict:
+def leak_report(
+    splits: Splits, idx: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: float, n_boot: int
+) -> dict:
     """Metrics without the test images whose bytes are also in train or val (None when none are)."""
     keep = np.isin(idx, splits.test_leak_free)
     out = {"leak_free": None, "leaked_images_removed": int((~keep).sum())}
@@ -150,7 +173,9 @@ def write_evaluation(ev: Evaluation, out_dir: str | os.PathLike) -> Path:
 
 def format_metrics(rep: dict) -> str:
     """A short table of metrics with their 95% intervals."""
-    lines = [f"{rep.get('model', '')} on {rep.get('split', '')} ({rep['n']:,} images, threshold {rep['threshold']:.3f})"]
+    lines = [
+        f"{rep.get('model', '')} on {rep.get('split', '')} ({rep['n']:,} images, threshold {rep['threshold']:.3f})"
+    ]
     if rep.get("synthetic"):
         lines.append("!! SYNTHETIC demo data, not CIFAKE !!")
     if rep.get("test_source"):
@@ -165,4 +190,3 @@ def format_metrics(rep: dict) -> str:
         lf = rep["leak_free"]
         lines.append(f"leak-free subset ({lf['n']:,} images): accuracy {lf['accuracy']:.4f}, AUC {lf['auc']:.4f}")
     return "\n".join(lines)
-

@@ -19,8 +19,15 @@ from .runtime import Runtime, make_runtime
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, idx: torch.Tensor, rt: Runtime, batch_size: int,
-                   progress: bool = False, desc: str = "predict") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    idx: torch.Tensor,
+    rt: Runtime,
+    batch_size: int,
+    progress: bool = False,
+    desc: str = "predict",
+) -> torch.Tensor:
     """float32 N x 2 logits for rows ``idx`` of a uint8 image tensor, in that order."""
     model.eval()
     out = []
@@ -46,8 +53,15 @@ def per_image_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), labels.to(logits.device), reduction="none")
 
 
-def predict_array(model: nn.Module, images: np.ndarray, cfg: TrainConfig, device: torch.device,
-                  batch_size: int | None = None, progress: bool = True, desc: str = "predict") -> np.ndarray:
+def predict_array(
+    model: nn.Module,
+    images: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    batch_size: int | None = None,
+    progress: bool = True,
+    desc: str = "predict",
+) -> np.ndarray:
     """float32 N x 2 logits for a uint8 N x 3 x H x W array, preprocessed as the run's training
     data was (no augmentation)."""
     rt = make_runtime(cfg, device, augment=False)

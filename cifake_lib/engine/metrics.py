@@ -48,7 +48,9 @@ def binary_metrics(y_true, p_fake, threshold: float = 0.5) -> dict:
     }
 
 
-def bootstrap_ci(y_true, p_fake, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def bootstrap_ci(
+    y_true, p_fake, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict:
     """Percentile bootstrap intervals {metric: [low, high]} for the five metrics."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(p_fake, dtype=float)
@@ -121,11 +123,15 @@ def reliability_bins(y_true, p_fake, n_bins: int = 15) -> list[dict]:
     for i in range(n_bins):
         lo, hi = edges[i], edges[i + 1]
         m = (conf >= lo) & ((conf < hi) if i < n_bins - 1 else (conf <= hi))
-        rows.append({
-            "low": float(lo), "high": float(hi), "n": int(m.sum()),
-            "confidence": float(conf[m].mean()) if m.any() else float("nan"),
-            "accuracy": float(correct[m].mean()) if m.any() else float("nan"),
-        })
+        rows.append(
+            {
+                "low": float(lo),
+                "high": float(hi),
+                "n": int(m.sum()),
+                "confidence": float(conf[m].mean()) if m.any() else float("nan"),
+                "accuracy": float(correct[m].mean()) if m.any() else float("nan"),
+            }
+        )
     return rows
 
 

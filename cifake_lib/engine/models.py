@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+
 import torch
 import torch.nn as nn
 from torchvision.models import ResNet18_Weights, resnet18
@@ -22,22 +23,31 @@ class CustomCNN(nn.Module):
 
     The paper specifies only 3x3 convolutions with ReLU and max-pooling, followed by fully
     connected layers. The widths (32, 64, 128), the adaptive max-pool, the 2048-256-2 head and
-    dropout 0.3 are this project's choices. Three conv blocks (32, 64, 128 channels) halve the resolution each; an adaptive max-pool to
-    4x4 makes the same network take 32x32 or 224x224 input (at 32x32 it is the identity).
+    dropout 0.3 are this project's choices. Three conv blocks (32, 64, 128 channels) halve the
+    resolution each; an adaptive max-pool to 4x4 makes the same network take 32x32 or 224x224
+    input (at 32x32 it is the identity).
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, width: int = 32, dropout: float = 0.3):
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
         self.features = nn.Sequential(
-            nn.Conv2d(3, c1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(3, c1, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c2, c3, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.AdaptiveMaxPool2d(4),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(c3 * 16, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(c3 * 16, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(256, num_classes),
         )
 
@@ -156,12 +166,14 @@ def layer_table(model: nn.Module, image_size: int) -> list[dict]:
             continue
 
         def hook(mod, inp, out, name=name):
-            rows.append({
-                "layer": name,
-                "type": type(mod).__name__,
-                "output": "x".join(str(d) for d in tuple(out.shape[1:])),
-                "params": sum(p.numel() for p in mod.parameters(recurse=False)),
-            })
+            rows.append(
+                {
+                    "layer": name,
+                    "type": type(mod).__name__,
+                    "output": "x".join(str(d) for d in tuple(out.shape[1:])),
+                    "params": sum(p.numel() for p in mod.parameters(recurse=False)),
+                }
+            )
 
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -27,8 +27,9 @@ def expand_paths(paths) -> list[Path]:
     return out
 
 
-def predict_files(run_dir: str | os.PathLike, paths, device: str = "auto", batch_size: int = 256,
-                  threshold: float = 0.5) -> Iterator[dict]:
+def predict_files(
+    run_dir: str | os.PathLike, paths, device: str = "auto", batch_size: int = 256, threshold: float = 0.5
+) -> Iterator[dict]:
     """Yield one dict per file: {"path", "p_fake", "label"} or {"path", "error"}.
 
     Each image is decoded by content, converted to RGB and downscaled to the training data's

@@ -90,7 +90,9 @@ class Preprocessor:
         self.reuse_output = reuse_output and self.device.type == "cpu"
         self._buffers: dict[tuple, torch.Tensor] = {}
 
-    def __call__(self, batch: torch.Tensor, train: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, batch: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a uint8 N x 3 x H x W batch, got {tuple(batch.shape)} {batch.dtype}")
         x = batch.to(self.device, non_blocking=True).float()
@@ -117,8 +119,13 @@ class Preprocessor:
                 x = torch.matmul(rows, m.T).view(n, c, s, s)
         elif (h, w) != (self.image_size, self.image_size):
             # bilinear like torchvision's Resize, antialiased when shrinking
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                              align_corners=False, antialias=self.image_size < max(h, w))
+            x = F.interpolate(
+                x,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=self.image_size < max(h, w),
+            )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

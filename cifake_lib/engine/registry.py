@@ -22,12 +22,27 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("resnet18", "build_resnet18", 224, "fc",
-                  "torchvision ResNet-18 (ImageNet stem), new 2-class linear head: the paper's model"),
-        ModelSpec("resnet18_cifar", "build_resnet18_cifar", 32, "fc",
-                  "ResNet-18 for native 32x32 input: 3x3 stride-1 stem, no max-pool"),
-        ModelSpec("custom_cnn", "build_custom_cnn", 32, "classifier",
-                  "this project's reading of the paper's custom CNN: 3 conv blocks + 2 dense layers"),
+        ModelSpec(
+            "resnet18",
+            "build_resnet18",
+            224,
+            "fc",
+            "torchvision ResNet-18 (ImageNet stem), new 2-class linear head: the paper's model",
+        ),
+        ModelSpec(
+            "resnet18_cifar",
+            "build_resnet18_cifar",
+            32,
+            "fc",
+            "ResNet-18 for native 32x32 input: 3x3 stride-1 stem, no max-pool",
+        ),
+        ModelSpec(
+            "custom_cnn",
+            "build_custom_cnn",
+            32,
+            "classifier",
+            "this project's reading of the paper's custom CNN: 3 conv blocks + 2 dense layers",
+        ),
     )
 }
 

@@ -71,8 +71,10 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        warnings.warn("deterministic=True: cuDNN autotuning is off and deterministic kernels are used; "
-                      "training is slower", stacklevel=2)
+        warnings.warn(
+            "deterministic=True: cuDNN autotuning is off and deterministic kernels are used; training is slower",
+            stacklevel=2,
+        )
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -135,6 +137,11 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
         amp = "bf16" if device.type == "cuda" else "off"
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     # reuse_output: the trainer and the inference loop finish with each batch before the next
-    prep = Preprocessor(cfg.input_size, augment=cfg.augment if augment is None else augment,
-                        channels_last=channels_last, device=device, reuse_output=True)
+    prep = Preprocessor(
+        cfg.input_size,
+        augment=cfg.augment if augment is None else augment,
+        channels_last=channels_last,
+        device=device,
+        reuse_output=True,
+    )
     return Runtime(device, prep, torch.bfloat16 if amp == "bf16" else None)

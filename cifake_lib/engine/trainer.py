@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -35,7 +35,14 @@ from .inference import p_fake, per_image_loss, predict_logits
 from .metrics import METRICS, binary_metrics
 from .models import build_model, head_parameters
 from .runtime import (
-    DistInfo, Runtime, configure_device, epoch_seed, gather, init_distributed, make_runtime, resolve_device,
+    DistInfo,
+    Runtime,
+    configure_device,
+    epoch_seed,
+    gather,
+    init_distributed,
+    make_runtime,
+    resolve_device,
     seed_everything,
 )
 
@@ -77,9 +84,17 @@ class RunState:
     start_epoch: int = 1
 
 
-def train_model(cfg: TrainConfig, data: CifakeData, splits: Splits, run_dir: str | os.PathLike, *,
-                resume: bool = False, progress: bool = True, log=None,
-                on_epoch_end: EpochCallback | None = None) -> TrainResult:
+def train_model(
+    cfg: TrainConfig,
+    data: CifakeData,
+    splits: Splits,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=None,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainResult:
     """Train ``cfg.model`` on ``splits.train``, validating on ``splits.val`` after every epoch.
 
     ``on_epoch_end(row)`` is called with each epoch's history row once its checkpoint is saved.
@@ -116,16 +131,16 @@ def train_model(cfg: TrainConfig, data: CifakeData, splits: Splits, run_dir: str
 # ----------------------------------------------------------------------------- the epoch
 
 
-def train_one_epoch(model: nn.Module, state: RunState, images, labels, train_idx, env: Env, cfg: TrainConfig,
-                    epoch: int) -> dict:
+def train_one_epoch(
+    model: nn.Module, state: RunState, images, labels, train_idx, env: Env, cfg: TrainConfig, epoch: int
+) -> dict:
     """One pass over this rank's share of the training images; returns the ``train_*`` columns."""
     t0 = time.perf_counter()
     order, aug_gen = epoch_order(train_idx, cfg.seed, epoch, env)
     model.train()
     loss_sum = torch.zeros((), device=env.device)
     probs, ys = [], []
-    bar = tqdm(total=len(order), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", leave=False,
-               disable=not env.progress)
+    bar = tqdm(total=len(order), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", leave=False, disable=not env.progress)
     for step, start in enumerate(range(0, len(order), cfg.batch_size)):
         b = order[start : start + cfg.batch_size]
         if len(b) < 2 and step > 0:
@@ -239,8 +254,9 @@ def resume_checkpoint(path: Path, cfg: TrainConfig, data: CifakeData, splits: Sp
         raise CheckpointError(f"cannot resume {path}: it was trained on other data ({ckpt['data']['source']})")
     stored = ckpt.get("splits")
     if stored is not None and stored != splits.settings:
-        raise CheckpointError(f"cannot resume {path}: the splits differ from the checkpoint's ({stored} -> "
-                              f"{splits.settings})")
+        raise CheckpointError(
+            f"cannot resume {path}: the splits differ from the checkpoint's ({stored} -> {splits.settings})"
+        )
     return ckpt
 
 
@@ -296,8 +312,14 @@ def make_scheduler(cfg: TrainConfig, opt, steps: int):
 def write_run_start(run_dir: Path, cfg: TrainConfig, data: CifakeData, splits: Splits, env: Env) -> dict:
     """config.json and splits.json (rank 0); returns the run description stored with every checkpoint."""
     prov = {**provenance(env.device), "world_size": env.info.world}
-    run_info = {"config": cfg.to_dict(), "input_size": cfg.input_size, "data": data.provenance(),
-                "preprocessing": env.rt.prep.describe(), "amp": str(env.rt.amp_dtype), "provenance": prov}
+    run_info = {
+        "config": cfg.to_dict(),
+        "input_size": cfg.input_size,
+        "data": data.provenance(),
+        "preprocessing": env.rt.prep.describe(),
+        "amp": str(env.rt.amp_dtype),
+        "provenance": prov,
+    }
     if env.info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_manifest(splits, data, run_dir / "splits.json")
@@ -307,8 +329,10 @@ def write_run_start(run_dir: Path, cfg: TrainConfig, data: CifakeData, splits: S
 
 def announce(env: Env, run_dir: Path, state: RunState, cfg: TrainConfig, data: CifakeData) -> None:
     if state.start_epoch > cfg.epochs:
-        env.say(f"{run_dir / 'last.pt'} already holds {state.start_epoch - 1} epoch(s); "
-                f"nothing to do for epochs={cfg.epochs}")
+        env.say(
+            f"{run_dir / 'last.pt'} already holds {state.start_epoch - 1} epoch(s); "
+            f"nothing to do for epochs={cfg.epochs}"
+        )
     elif state.start_epoch > 1:
         env.say(f"resuming {run_dir} at epoch {state.start_epoch} of {cfg.epochs}")
     if data.synthetic:
@@ -344,19 +368,31 @@ def save_epoch(run_dir: Path, ckpt: dict, improved: bool, history: list[dict]) -
 
 
 def write_run_end(run_dir: Path, run_info: dict, state: RunState) -> None:
-    prov = {**run_info["provenance"], "finished_utc": utc_now(),
-            "wall_time_s": float(sum(r["epoch_time_s"] for r in state.history))}
-    write_json(run_dir / "provenance.json", {**run_info, "provenance": prov, "best_epoch": state.best_epoch,
-                                             "best_metric": state.best_metric})
+    prov = {
+        **run_info["provenance"],
+        "finished_utc": utc_now(),
+        "wall_time_s": float(sum(r["epoch_time_s"] for r in state.history)),
+    }
+    write_json(
+        run_dir / "provenance.json",
+        {**run_info, "provenance": prov, "best_epoch": state.best_epoch, "best_metric": state.best_metric},
+    )
 
 
 def format_row(row: dict, best: bool, header: bool) -> str:
     """One line of the per-epoch table printed while training (with its header on the first)."""
-    cols = [("epoch", "epoch", "{:>5d}"), ("train_loss", "train_loss", "{:>10.4f}"),
-            ("train_accuracy", "train_acc", "{:>9.4f}"), ("val_loss", "val_loss", "{:>9.4f}"),
-            ("val_accuracy", "val_acc", "{:>8.4f}"), ("val_f1", "val_f1", "{:>7.4f}"),
-            ("val_auc", "val_auc", "{:>8.4f}"), ("lr", "lr", "{:>9.2e}"), ("epoch_time_s", "time_s", "{:>7.1f}"),
-            ("train_images_per_s", "img/s", "{:>8.0f}")]
+    cols = [
+        ("epoch", "epoch", "{:>5d}"),
+        ("train_loss", "train_loss", "{:>10.4f}"),
+        ("train_accuracy", "train_acc", "{:>9.4f}"),
+        ("val_loss", "val_loss", "{:>9.4f}"),
+        ("val_accuracy", "val_acc", "{:>8.4f}"),
+        ("val_f1", "val_f1", "{:>7.4f}"),
+        ("val_auc", "val_auc", "{:>8.4f}"),
+        ("lr", "lr", "{:>9.2e}"),
+        ("epoch_time_s", "time_s", "{:>7.1f}"),
+        ("train_images_per_s", "img/s", "{:>8.0f}"),
+    ]
     line = " ".join(fmt.format(row[k]) for k, _, fmt in cols) + ("  *best" if best else "")
     if not header:
         return line

@@ -10,10 +10,15 @@ and the conclusion), ``analysis`` (01's statistics), ``gradcam``, ``perturb`` (r
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "PROFILES": "profiles", "profile_config": "profiles", "resolve_profile": "profiles",
-    "PARAMETERS": "parameters", "NOTEBOOK_PARAMETERS": "parameters",
-    "StudyLayout": "layout", "StudyError": "layout",
-    "Study": "notebook", "setup": "notebook",
+    "PROFILES": "profiles",
+    "profile_config": "profiles",
+    "resolve_profile": "profiles",
+    "PARAMETERS": "parameters",
+    "NOTEBOOK_PARAMETERS": "parameters",
+    "StudyLayout": "layout",
+    "StudyError": "layout",
+    "Study": "notebook",
+    "setup": "notebook",
     "display_name": "compare",
 }
 __all__ = sorted(_EXPORTS)

@@ -88,7 +88,9 @@ def sample_indices(data: CifakeData, per_cell: int = 2, seed: int = 0, idx: np.n
     for c in sorted(set(data.categories[idx].tolist())):
         for cls, name in sorted(CLASS_NAMES.items()):
             sel = idx[(data.categories[idx] == c) & (data.labels[idx] == cls)]
-            out[(category_name(c), name)] = rng.choice(sel, min(per_cell, len(sel)), replace=False).tolist() if len(sel) else []
+            out[(category_name(c), name)] = (
+                rng.choice(sel, min(per_cell, len(sel)), replace=False).tolist() if len(sel) else []
+            )
     return out
 
 
@@ -102,6 +104,14 @@ def normalization_table(raw: np.ndarray, normalized) -> pd.DataFrame:
     for stage, t in (("before (0-1)", before), ("after ImageNet normalization", after)):
         for ch, c in enumerate("RGB"):
             x = t[:, ch]
-            rows.append({"stage": stage, "channel": c, "min": float(x.min()), "mean": float(x.mean()),
-                         "std": float(x.std()), "max": float(x.max())})
+            rows.append(
+                {
+                    "stage": stage,
+                    "channel": c,
+                    "min": float(x.min()),
+                    "mean": float(x.mean()),
+                    "std": float(x.std()),
+                    "max": float(x.max()),
+                }
+            )
     return pd.DataFrame(rows).set_index(["stage", "channel"]).round(3)

@@ -20,6 +20,7 @@ def display_name(model: str) -> str:
     """How a model (or a run name such as ``custom_cnn_seed1``) is named in tables and sentences."""
     return DISPLAY_NAMES.get(model, model)
 
+
 # the paper's recipe per model: what a run must match for its numbers to count as a reproduction
 PAPER_RECIPE = {
     "resnet18": {"pretrained": True, "input_size": 224},
@@ -96,8 +97,10 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
     names = list(reports)
     out = []
     if synthetic:
-        out.append("These numbers come from SYNTHETIC demo data, not CIFAKE: they show that the pipeline runs, "
-                   "not how well the models detect AI-generated images.")
+        out.append(
+            "These numbers come from SYNTHETIC demo data, not CIFAKE: they show that the pipeline runs, "
+            "not how well the models detect AI-generated images."
+        )
     if len(names) == 2:
         a, b = names
         da, db = display_name(a), display_name(b)
@@ -106,14 +109,16 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
             va, vb = reports[a][m], reports[b][m]
             if np.isnan(va) or np.isnan(vb):
                 continue
-            (wins[da] if va > vb else wins[db] if vb > va else wins["tie"]).append(f"{m} ({max(va, vb):.4f} vs {min(va, vb):.4f})")
+            (wins[da] if va > vb else wins[db] if vb > va else wins["tie"]).append(
+                f"{m} ({max(va, vb):.4f} vs {min(va, vb):.4f})"
+            )
         for who in (da, db):
             if wins[who]:
                 out.append(f"{who} scores higher on " + ", ".join(wins[who]) + ".")
         if mcnemar is not None:
             p = mcnemar["p_value"]
             better = da if mcnemar["a_only"] > mcnemar["b_only"] else db
-            verdict = ("significant" if p < SIGNIFICANCE else "not significant")
+            verdict = "significant" if p < SIGNIFICANCE else "not significant"
             out.append(
                 f"On the images where the two models disagree, {da} alone is right on {mcnemar['a_only']:,} and "
                 f"{db} alone on {mcnemar['b_only']:,}; McNemar's exact test gives p = {p:.3g}, so the accuracy "
@@ -134,8 +139,14 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
         else:
             rel = "consistent with"
         differs = recipe_differences(model, rep)
-        caveat = (" This run departs from the paper's recipe (" + "; ".join(differs) + "), so the comparison "
-                  "says how this configuration does, not whether the paper reproduces.") if differs else ""
+        caveat = (
+            (
+                " This run departs from the paper's recipe (" + "; ".join(differs) + "), so the comparison "
+                "says how this configuration does, not whether the paper reproduces."
+            )
+            if differs
+            else ""
+        )
         out.append(
             f"{name}: accuracy {rep['accuracy']:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
             f"{paper['accuracy']:.2%} ({diff * 100:+.2f} percentage points).{caveat}"

@@ -15,7 +15,6 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from ..engine.config import TrainConfig
 from ..engine.preprocess import Preprocessor
 
-
 MIN_CAM_SIDE = 4  # a 1x1 or 2x2 map says nothing about where the model looks
 
 

@@ -67,15 +67,17 @@ class StudyLayout:
     # ------------------------------------------------------------------ what must exist
     def require_splits(self) -> Path:
         if not self.splits_path.exists():
-            raise StudyError(f"no split manifest at {self.splits_path}: run 02_preprocessing.ipynb first "
-                             f"(with the same OUT)")
+            raise StudyError(
+                f"no split manifest at {self.splits_path}: run 02_preprocessing.ipynb first (with the same OUT)"
+            )
         return self.splits_path
 
     def require_run(self, model: str, seed_index: int = 0, tag: str = "") -> Path:
         run = self.run_dir(model, seed_index, tag)
         if not (run / "best.pt").exists():
-            raise StudyError(f"no trained {model} at {run}: run {training_notebook(model)}.ipynb first "
-                             f"(with the same OUT)")
+            raise StudyError(
+                f"no trained {model} at {run}: run {training_notebook(model)}.ipynb first (with the same OUT)"
+            )
         return run
 
     def seed_runs(self, model: str) -> list[Path]:

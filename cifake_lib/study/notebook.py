@@ -77,8 +77,10 @@ class Study:
         if value == "auto":
             if self.pretrained_available():
                 return True
-            self.notes.append("ImageNet weights for ResNet-18 are not available here (offline, not in the "
-                              "torch hub cache, no WEIGHTS file): this ResNet-18 is trained FROM SCRATCH.")
+            self.notes.append(
+                "ImageNet weights for ResNet-18 are not available here (offline, not in the "
+                "torch hub cache, no WEIGHTS file): this ResNet-18 is trained FROM SCRATCH."
+            )
             return False
         if value not in (True, False):
             raise ConfigError(f"PRETRAINED={value!r}: expected True, False or 'auto'")
@@ -109,16 +111,23 @@ class Study:
 
     # ------------------------------------------------------------------ display
     def table(self) -> pd.DataFrame:
-        rows = [("stage", self.stage), ("profile", self.profile), ("data", str(self.data_path)),
-                ("synthetic demo data", self.synthetic_fallback), ("study folder (OUT)", str(self.out)),
-                ("seed", self.seed)]
+        rows = [
+            ("stage", self.stage),
+            ("profile", self.profile),
+            ("data", str(self.data_path)),
+            ("synthetic demo data", self.synthetic_fallback),
+            ("study folder (OUT)", str(self.out)),
+            ("seed", self.seed),
+        ]
         rows += [(k.lower(), v) for k, v in self.params.items() if k not in ("DATA", "PROFILE", "OUT", "SEED")]
         return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
 
     def banner(self) -> str:
         if self.synthetic_fallback or (self._data is not None and getattr(self._data, "synthetic", False)):
-            return ("SYNTHETIC DEMO DATA - NOT CIFAKE: no CIFAKE data was found (DATA, $CIFAKE_DATA, data/), "
-                    "so these results only show that the pipeline runs.")
+            return (
+                "SYNTHETIC DEMO DATA - NOT CIFAKE: no CIFAKE data was found (DATA, $CIFAKE_DATA, data/), "
+                "so these results only show that the pipeline runs."
+            )
         return ""
 
 
@@ -164,8 +173,12 @@ def show_header(study: Study):
     from IPython.display import HTML, display
 
     if study.banner():
-        display(HTML(f'<div class="cifake-banner" style="background:#b00020;color:white;padding:8px;'
-                     f'font-weight:bold">{study.banner()}</div>'))
+        display(
+            HTML(
+                f'<div class="cifake-banner" style="background:#b00020;color:white;padding:8px;'
+                f'font-weight:bold">{study.banner()}</div>'
+            )
+        )
     display(study.table())
 
 

@@ -37,21 +37,25 @@ PARAMETERS: dict[str, Parameter] = {
     "IMAGE_SIZE": Parameter((int, NONE), None, "model input size in pixels; None: the profile's", "image_size"),
     "BATCH_SIZE": Parameter((int, NONE), None, "training batch size; None: the profile's", "batch_size"),
     "LR": Parameter((float, int, NONE), None, "None: 1e-3, the Adam learning rate of the paper", "lr"),
-    "PRETRAINED": Parameter((bool, str), "auto", "True, False, or auto: ImageNet weights when available",
-                            "pretrained"),
-    "WEIGHTS": Parameter((str,), "", "local resnet18-f37072fd.pth for offline machines; empty: torch hub cache",
-                         "weights"),
+    "PRETRAINED": Parameter((bool, str), "auto", "True, False, or auto: ImageNet weights when available", "pretrained"),
+    "WEIGHTS": Parameter(
+        (str,), "", "local resnet18-f37072fd.pth for offline machines; empty: torch hub cache", "weights"
+    ),
     "AUGMENT": Parameter((bool,), False, "random flip + translation during training", "augment"),
-    "LIMIT_PER_CLASS": Parameter((int, NONE), None, "training images per class; None: profile, 0: all",
-                                 "limit_per_class"),
+    "LIMIT_PER_CLASS": Parameter(
+        (int, NONE), None, "training images per class; None: profile, 0: all", "limit_per_class"
+    ),
     "RESUME": Parameter((bool,), False, "continue an interrupted run from its last.pt"),
-    "SEEDS": Parameter((int, NONE), None, "training runs with seeds SEED, SEED+1, ...; None: the profile "
-                                          "(1 on cpu and paper)"),
-    "COMPARE_SCRATCH": Parameter((bool,), True, "also train from scratch when pretrained, to test the paper's "
-                                                "hypothesis"),
+    "SEEDS": Parameter(
+        (int, NONE), None, "training runs with seeds SEED, SEED+1, ...; None: the profile (1 on cpu and paper)"
+    ),
+    "COMPARE_SCRATCH": Parameter(
+        (bool,), True, "also train from scratch when pretrained, to test the paper's hypothesis"
+    ),
     "VAL_FRACTION": Parameter((float,), 0.1, "share of train used for validation"),
-    "EVAL_LIMIT_PER_CLASS": Parameter((int, NONE), None, "test images per class; None: profile (all; 300 for "
-                                                         "smoke), 0: all"),
+    "EVAL_LIMIT_PER_CLASS": Parameter(
+        (int, NONE), None, "test images per class; None: profile (all; 300 for smoke), 0: all"
+    ),
 }
 _COMMON = ("DATA", "PROFILE", "OUT", "SEED")
 _TRAIN = ("MODEL", "EPOCHS", "IMAGE_SIZE", "BATCH_SIZE", "LR", "AUGMENT", "LIMIT_PER_CLASS", "RESUME", "SEEDS")
@@ -78,7 +82,9 @@ def collect(stage: str, namespace: dict) -> dict:
     given = {k: v for k, v in namespace.items() if k.isupper() and not k.startswith("_")}
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for this notebook; it accepts {', '.join(allowed)}")
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(unknown)} for this notebook; it accepts {', '.join(allowed)}"
+        )
     missing = sorted(set(allowed) - set(given))
     if missing:
         raise ConfigError(f"the parameters cell must define {', '.join(missing)}")

@@ -11,12 +11,12 @@ scores is told apart from one that destroys the ranking.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
-import pandas as pd
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torchvision.transforms.functional import gaussian_blur as _tv_blur
@@ -51,8 +51,9 @@ def jpeg(images: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.nda
     out = np.empty_like(images)
     for i, img in enumerate(images):
         buf = io.BytesIO()
-        Image.fromarray(img.transpose(1, 2, 0)).save(buf, format="JPEG", quality=int(quality),
-                                                    subsampling=SUBSAMPLING[subsampling])
+        Image.fromarray(img.transpose(1, 2, 0)).save(
+            buf, format="JPEG", quality=int(quality), subsampling=SUBSAMPLING[subsampling]
+        )
         out[i] = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).transpose(2, 0, 1)
     return out
 
@@ -117,15 +118,25 @@ PERTURBATIONS: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = [
 def _scores(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     pred = (p >= t).astype(int)
     fake = y == 1
-    return {"accuracy": float((pred == y).mean()), "fake_recall": float(pred[fake].mean()) if fake.any() else float("nan")}
+    return {
+        "accuracy": float((pred == y).mean()),
+        "fake_recall": float(pred[fake].mean()) if fake.any() else float("nan"),
+    }
 
 
 def _p_fake(model, images: np.ndarray, cfg, dev) -> np.ndarray:
     return p_fake(predict_array(model, images, cfg, dev, progress=False))
 
 
-def robustness_table(runs: dict, data: CifakeData, idx: np.ndarray, val_idx: np.ndarray, device: str = "auto",
-                     perturbations=PERTURBATIONS, progress: bool = True) -> pd.DataFrame:
+def robustness_table(
+    runs: dict,
+    data: CifakeData,
+    idx: np.ndarray,
+    val_idx: np.ndarray,
+    device: str = "auto",
+    perturbations=PERTURBATIONS,
+    progress: bool = True,
+) -> pd.DataFrame:
     """One row per (model, perturbation, strength): AUC, accuracy and FAKE recall at 0.5 and at
     the validation threshold. ``runs`` maps a display name to a run folder."""
     dev = resolve_device(device)
@@ -143,13 +154,20 @@ def robustness_table(runs: dict, data: CifakeData, idx: np.ndarray, val_idx: np.
                 perturbed[key] = fn(clean)
             p = _p_fake(model, perturbed[key], cfg, dev)
             at_half, at_val = _scores(y, p, 0.5), _scores(y, p, t_val)
-            rows.append({
-                "model": name, "perturbation": kind, "strength": strength,
-                "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
-                "accuracy@0.5": at_half["accuracy"], "fake_recall@0.5": at_half["fake_recall"],
-                "threshold_val": t_val, "accuracy@val": at_val["accuracy"], "fake_recall@val": at_val["fake_recall"],
-                "mean_p_fake": float(p.mean()),
-            })
+            rows.append(
+                {
+                    "model": name,
+                    "perturbation": kind,
+                    "strength": strength,
+                    "auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+                    "accuracy@0.5": at_half["accuracy"],
+                    "fake_recall@0.5": at_half["fake_recall"],
+                    "threshold_val": t_val,
+                    "accuracy@val": at_val["accuracy"],
+                    "fake_recall@val": at_val["fake_recall"],
+                    "mean_p_fake": float(p.mean()),
+                }
+            )
     frame = pd.DataFrame(rows)
     clean_acc = frame[frame["perturbation"] == "clean"].set_index("model")["accuracy@0.5"]
     frame["accuracy_drop@0.5"] = frame["model"].map(clean_acc) - frame["accuracy@0.5"]
@@ -157,5 +175,14 @@ def robustness_table(runs: dict, data: CifakeData, idx: np.ndarray, val_idx: np.
 
 
 def format_robustness(frame: pd.DataFrame) -> str:
-    cols = ["model", "perturbation", "strength", "auc", "accuracy@0.5", "fake_recall@0.5", "accuracy@val", "fake_recall@val"]
+    cols = [
+        "model",
+        "perturbation",
+        "strength",
+        "auc",
+        "accuracy@0.5",
+        "fake_recall@0.5",
+        "accuracy@val",
+        "fake_recall@val",
+    ]
     return frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")

@@ -110,8 +110,14 @@ def plot_image_row(images, titles, suptitle: str = ""):
 
 def plot_history(history: pd.DataFrame, title: str):
     """Per-epoch train and validation curves: accuracy, precision, recall, F1, loss, AUC."""
-    metrics = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
-               ("f1", "F1 score"), ("loss", "Cross-entropy loss"), ("auc", "AUC-ROC")]
+    metrics = [
+        ("accuracy", "Accuracy"),
+        ("precision", "Precision"),
+        ("recall", "Recall"),
+        ("f1", "F1 score"),
+        ("loss", "Cross-entropy loss"),
+        ("auc", "AUC-ROC"),
+    ]
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (m, label) in zip(axes.ravel(), metrics):
         ax.plot(history["epoch"], history[f"train_{m}"], "o-", label="train")
@@ -133,8 +139,16 @@ def plot_confusion_matrices(confusions: dict):
     fig, axes = plt.subplots(1, len(confusions), figsize=(4.6 * len(confusions), 4), squeeze=False)
     for ax, (name, c) in zip(axes[0], confusions.items()):
         mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
-        sns.heatmap(mat, annot=True, fmt=",d", cmap="Blues", cbar=False, ax=ax,
-                    xticklabels=["REAL", "FAKE"], yticklabels=["REAL", "FAKE"])
+        sns.heatmap(
+            mat,
+            annot=True,
+            fmt=",d",
+            cmap="Blues",
+            cbar=False,
+            ax=ax,
+            xticklabels=["REAL", "FAKE"],
+            yticklabels=["REAL", "FAKE"],
+        )
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(name)
@@ -159,8 +173,16 @@ def plot_roc_curves(curves: dict):
 
 def plot_category_heatmap(frame: pd.DataFrame, title: str = "Accuracy per CIFAR-10 category and class"):
     fig, ax = plt.subplots(figsize=(1.2 * frame.shape[1] + 3, 0.45 * frame.shape[0] + 1.5))
-    sns.heatmap(frame, annot=True, fmt=".3f", cmap="viridis", vmin=max(0.0, float(np.nanmin(frame.values)) - 0.02),
-                vmax=1.0, ax=ax, cbar_kws={"label": "accuracy"})
+    sns.heatmap(
+        frame,
+        annot=True,
+        fmt=".3f",
+        cmap="viridis",
+        vmin=max(0.0, float(np.nanmin(frame.values)) - 0.02),
+        vmax=1.0,
+        ax=ax,
+        cbar_kws={"label": "accuracy"},
+    )
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -221,8 +243,11 @@ def plot_robustness(frame: pd.DataFrame):
     f["condition"] = f["perturbation"] + " " + f["strength"].replace("-", "")
     order = list(dict.fromkeys(f["condition"]))
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=False)
-    for ax, col, title in zip(axes, ("accuracy@0.5", "accuracy@val", "auc"),
-                              ("accuracy at threshold 0.5", "accuracy at the validation threshold", "AUC-ROC")):
+    for ax, col, title in zip(
+        axes,
+        ("accuracy@0.5", "accuracy@val", "auc"),
+        ("accuracy at threshold 0.5", "accuracy at the validation threshold", "AUC-ROC"),
+    ):
         sns.barplot(data=f, x="condition", y=col, hue="model", order=order, ax=ax)
         ax.set_title(title)
         ax.set_xlabel("")

@@ -21,7 +21,7 @@ PROFILES: dict[str, dict] = {
     },
     "cpu": {
         "description": "real CIFAKE on a 2-core CPU: custom CNN at 32px on the full train split, "
-                       "ResNet-18 at 64px on 3,000 images per class; 10 epochs each, one seed",
+        "ResNet-18 at 64px on 3,000 images per class; 10 epochs each, one seed",
         "seeds": 1,
         "eval_limit_per_class": None,  # the whole test part
         "common": {"epochs": 10, "batch_size": 128},
@@ -31,7 +31,7 @@ PROFILES: dict[str, dict] = {
     },
     "paper": {
         "description": "the paper's recipe on a GPU: pretrained ResNet-18 at 224px, Adam 1e-3, "
-                       "10 epochs, full data; the custom CNN with the same preprocessing; one seed",
+        "10 epochs, full data; the custom CNN with the same preprocessing; one seed",
         "seeds": 1,
         "eval_limit_per_class": None,
         "common": {"epochs": 10, "batch_size": 256},

@@ -8,7 +8,12 @@ import pandas as pd
 from ...atomic import write_json
 from ...engine.evaluate import Evaluation, evaluate_model, write_evaluation
 from ...engine.metrics import (
-    METRICS, apply_temperature, expected_calibration_error, fit_temperature, logit_margin, mcnemar_test,
+    METRICS,
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    logit_margin,
+    mcnemar_test,
     reliability_bins,
 )
 from ..compare import PAPER_CONFUSION, comparison_table, conclusion, display_name
@@ -31,30 +36,60 @@ def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> 
     mc = _mcnemar(preds[models[0]], preds[models[1]]) if len(models) >= 2 else None
     calibration = {m: _calibration(study, m, ev, data, splits) for m, ev in main.items()}
     seed_stats = seed_statistics(seeds)
-    seed_mcnemar = [{"seed_run": i, **_mcnemar(a.predictions, b.predictions)}
-                    for i, (a, b) in enumerate(zip(seeds[models[0]], seeds[models[1]]))] if len(models) >= 2 else []
+    seed_mcnemar = (
+        [
+            {"seed_run": i, **_mcnemar(a.predictions, b.predictions)}
+            for i, (a, b) in enumerate(zip(seeds[models[0]], seeds[models[1]]))
+        ]
+        if len(models) >= 2
+        else []
+    )
     summary = {
-        "profile": study.profile, "synthetic": bool(data.synthetic), "data": data.provenance(),
-        "test_source": splits.settings.get("test_source"), "eval_limit_per_class": study.eval_limit(),
+        "profile": study.profile,
+        "synthetic": bool(data.synthetic),
+        "data": data.provenance(),
+        "test_source": splits.settings.get("test_source"),
+        "eval_limit_per_class": study.eval_limit(),
         "metrics": {m: {k: r[k] for k in (*METRICS, "n", "confusion", "ci95")} for m, r in reports.items()},
         "mcnemar": mc,
         "calibration": {m: {k: c[k] for k in ("temperature", "ece", "ece_scaled")} for m, c in calibration.items()},
-        "seeds": seed_stats, "seed_mcnemar": seed_mcnemar,
-        "scratch": {"metrics": {k: scratch["report"][k] for k in ("accuracy", "auc", "n", "ci95")},
-                    "mcnemar_vs_pretrained": scratch["mcnemar"]} if scratch else None,
+        "seeds": seed_stats,
+        "seed_mcnemar": seed_mcnemar,
+        "scratch": {
+            "metrics": {k: scratch["report"][k] for k in ("accuracy", "auc", "n", "ci95")},
+            "mcnemar_vs_pretrained": scratch["mcnemar"],
+        }
+        if scratch
+        else None,
         "conclusion": conclusion(reports, mc, synthetic=bool(data.synthetic))
         + extra_sentences(seed_stats, scratch, calibration),
         "notes": study.notes,
     }
     write_json(study.layout.summary_path, summary)
-    return {"reports": reports, "predictions": preds, "mcnemar": mc, "calibration": calibration, "summary": summary,
-            "seeds": seeds, "seed_stats": seed_stats, "seed_mcnemar": seed_mcnemar, "scratch": scratch}
+    return {
+        "reports": reports,
+        "predictions": preds,
+        "mcnemar": mc,
+        "calibration": calibration,
+        "summary": summary,
+        "seeds": seeds,
+        "seed_stats": seed_stats,
+        "seed_mcnemar": seed_mcnemar,
+        "scratch": scratch,
+    }
 
 
 def _evaluate(study: Study, run, name: str, data, splits, n_boot: int, split: str = "test") -> Evaluation:
     """One run scored (and written to OUT/evaluation/<name>/)."""
-    ev = evaluate_model(run, data, split=split, splits=splits, limit_per_class=study.eval_limit(), n_boot=n_boot,
-                        progress=split == "test")
+    ev = evaluate_model(
+        run,
+        data,
+        split=split,
+        splits=splits,
+        limit_per_class=study.eval_limit(),
+        n_boot=n_boot,
+        progress=split == "test",
+    )
     write_evaluation(ev, study.layout.evaluation_dir(name))
     return ev
 
@@ -62,8 +97,10 @@ def _evaluate(study: Study, run, name: str, data, splits, n_boot: int, split: st
 def _evaluate_seeds(study: Study, model: str, data, splits, n_boot: int) -> list[Evaluation]:
     """The main run with ``n_boot`` bootstrap draws, further seed runs with 200 (they feed mean +/- std)."""
     runs = study.layout.seed_runs(model)
-    return [_evaluate(study, run, study.layout.run_name(model, i), data, splits, n_boot if i == 0 else 200)
-            for i, run in enumerate(runs)]
+    return [
+        _evaluate(study, run, study.layout.run_name(model, i), data, splits, n_boot if i == 0 else 200)
+        for i, run in enumerate(runs)
+    ]
 
 
 def _mcnemar(a: pd.DataFrame, b: pd.DataFrame) -> dict:
@@ -79,8 +116,10 @@ def _scratch_comparison(study: Study, models, main: dict, data, splits, n_boot: 
     run = study.layout.run_dir("resnet18", tag="scratch")
     if not (run / "best.pt").exists():
         if not main["resnet18"].metrics.get("pretrained", True):
-            study.notes.append("Pretrained ImageNet weights were not available, so the ResNet-18 here was trained "
-                               "from scratch and the paper's pretrained-vs-scratch hypothesis could not be tested.")
+            study.notes.append(
+                "Pretrained ImageNet weights were not available, so the ResNet-18 here was trained "
+                "from scratch and the paper's pretrained-vs-scratch hypothesis could not be tested."
+            )
         return None
     ev = _evaluate(study, run, study.layout.run_name("resnet18", tag="scratch"), data, splits, n_boot)
     return {"report": ev.metrics, "mcnemar": _mcnemar(main["resnet18"].predictions, ev.predictions)}
@@ -92,9 +131,14 @@ def _calibration(study: Study, model: str, test: Evaluation, data, splits) -> di
     t = fit_temperature(val.predictions["label"], logit_margin(val.logits))
     y, p = test.predictions["label"], test.predictions["p_fake"]
     scaled = apply_temperature(logit_margin(test.logits), t)
-    return {"temperature": t, "val_n": val.metrics["n"],
-            "ece": expected_calibration_error(y, p), "ece_scaled": expected_calibration_error(y, scaled),
-            "bins": reliability_bins(y, p), "bins_scaled": reliability_bins(y, scaled)}
+    return {
+        "temperature": t,
+        "val_n": val.metrics["n"],
+        "ece": expected_calibration_error(y, p),
+        "ece_scaled": expected_calibration_error(y, scaled),
+        "bins": reliability_bins(y, p),
+        "bins_scaled": reliability_bins(y, scaled),
+    }
 
 
 def seed_statistics(seeds: dict) -> dict:
@@ -104,8 +148,12 @@ def seed_statistics(seeds: dict) -> dict:
         out[model] = {}
         for m in METRICS:
             vals = [float(ev.metrics[m]) for ev in runs]
-            out[model][m] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-                             "n_seeds": len(vals), "values": vals}
+            out[model][m] = {
+                "mean": float(np.mean(vals)),
+                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                "n_seeds": len(vals),
+                "values": vals,
+            }
     return out
 
 
@@ -128,18 +176,24 @@ def extra_sentences(seed_stats: dict, scratch: dict | None, calibration: dict) -
         gap = abs(a["mean"] - b["mean"])
         spread = max(a["std"], b["std"])
         da, db = (display_name(m) for m in models)
-        out.append(f"Over {a['n_seeds']} and {b['n_seeds']} seeds, mean accuracy is {a['mean']:.4f} ({da}) and "
-                   f"{b['mean']:.4f} ({db}): a gap of {gap:.4f} against a seed-to-seed standard deviation of up to "
-                   f"{spread:.4f}, so the gap is {'larger' if gap > 2 * spread else 'not clearly larger'} than "
-                   "run-to-run noise.")
+        out.append(
+            f"Over {a['n_seeds']} and {b['n_seeds']} seeds, mean accuracy is {a['mean']:.4f} ({da}) and "
+            f"{b['mean']:.4f} ({db}): a gap of {gap:.4f} against a seed-to-seed standard deviation of up to "
+            f"{spread:.4f}, so the gap is {'larger' if gap > 2 * spread else 'not clearly larger'} than "
+            "run-to-run noise."
+        )
     if scratch is not None:
         mc = scratch["mcnemar"]
-        out.append(f"ResNet-18 from scratch reaches accuracy {scratch['report']['accuracy']:.4f}; against the "
-                   f"pretrained one, McNemar's p = {mc['p_value']:.3g} (pretrained alone right on {mc['a_only']:,}, "
-                   f"scratch alone on {mc['b_only']:,}).")
+        out.append(
+            f"ResNet-18 from scratch reaches accuracy {scratch['report']['accuracy']:.4f}; against the "
+            f"pretrained one, McNemar's p = {mc['p_value']:.3g} (pretrained alone right on {mc['a_only']:,}, "
+            f"scratch alone on {mc['b_only']:,})."
+        )
     for m, c in calibration.items():
-        out.append(f"{display_name(m)}: expected calibration error {c['ece']:.4f}, "
-                   f"{c['ece_scaled']:.4f} after temperature scaling (T = {c['temperature']:.2f}, fitted on validation).")
+        out.append(
+            f"{display_name(m)}: expected calibration error {c['ece']:.4f}, "
+            f"{c['ece_scaled']:.4f} after temperature scaling (T = {c['temperature']:.2f}, fitted on validation)."
+        )
     return out
 
 
@@ -164,21 +218,27 @@ def leak_free_table(result: dict) -> pd.DataFrame:
     rows = []
     for model, rep in result["reports"].items():
         lf = rep.get("leak_free")
-        rows.append({
-            "model": display_name(model),
-            "test images": rep["n"],
-            "leaked (bytes also in train/val)": rep.get("leaked_images_removed", 0),
-            "accuracy (all)": round(rep["accuracy"], 4),
-            "accuracy (leak-free)": round(lf["accuracy"], 4) if lf else "same images (no leaks)",
-        })
+        rows.append(
+            {
+                "model": display_name(model),
+                "test images": rep["n"],
+                "leaked (bytes also in train/val)": rep.get("leaked_images_removed", 0),
+                "accuracy (all)": round(rep["accuracy"], 4),
+                "accuracy (leak-free)": round(lf["accuracy"], 4) if lf else "same images (no leaks)",
+            }
+        )
     return pd.DataFrame(rows).set_index("model")
 
 
 def mcnemar_table(mc: dict, names=MODELS_COMPARED) -> pd.DataFrame:
     a, b = (display_name(n) for n in names)
-    rows = [("both correct", mc["both_correct"]), (f"only {a} correct", mc["a_only"]),
-            (f"only {b} correct", mc["b_only"]), ("both wrong", mc["both_wrong"]),
-            ("p-value (exact)", f"{mc['p_value']:.3g}")]
+    rows = [
+        ("both correct", mc["both_correct"]),
+        (f"only {a} correct", mc["a_only"]),
+        (f"only {b} correct", mc["b_only"]),
+        ("both wrong", mc["both_wrong"]),
+        ("p-value (exact)", f"{mc['p_value']:.3g}"),
+    ]
     return pd.DataFrame(rows, columns=["", "images"]).set_index("")
 
 
@@ -193,8 +253,10 @@ def confusion_panels(result: dict) -> dict:
 
 
 def roc_inputs(result: dict) -> dict:
-    return {display_name(m): (p["label"], p["p_fake"], result["reports"][m]["auc"])
-            for m, p in result["predictions"].items()}
+    return {
+        display_name(m): (p["label"], p["p_fake"], result["reports"][m]["auc"])
+        for m, p in result["predictions"].items()
+    }
 
 
 def calibration_inputs(result: dict, scaled: bool = False) -> dict:
@@ -204,9 +266,16 @@ def calibration_inputs(result: dict, scaled: bool = False) -> dict:
 
 
 def calibration_table(result: dict) -> pd.DataFrame:
-    rows = [{"model": display_name(m), "ECE (test)": round(c["ece"], 4),
-             "temperature (fitted on val)": round(c["temperature"], 3), "ECE after scaling": round(c["ece_scaled"], 4),
-             "val images": c["val_n"]} for m, c in result["calibration"].items()]
+    rows = [
+        {
+            "model": display_name(m),
+            "ECE (test)": round(c["ece"], 4),
+            "temperature (fitted on val)": round(c["temperature"], 3),
+            "ECE after scaling": round(c["ece_scaled"], 4),
+            "val images": c["val_n"],
+        }
+        for m, c in result["calibration"].items()
+    ]
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -215,9 +284,15 @@ def scratch_table(result: dict) -> pd.DataFrame:
     if not result["scratch"]:
         return pd.DataFrame({"note": ["no from-scratch twin: see the notes above"]})
     pre, scr = result["reports"]["resnet18"], result["scratch"]["report"]
-    rows = [{"run": name, "accuracy": round(r["accuracy"], 4),
-             "accuracy 95% CI": f"[{r['ci95']['accuracy'][0]:.4f}, {r['ci95']['accuracy'][1]:.4f}]",
-             "AUC": round(r["auc"], 4)} for name, r in (("pretrained", pre), ("from scratch", scr))]
+    rows = [
+        {
+            "run": name,
+            "accuracy": round(r["accuracy"], 4),
+            "accuracy 95% CI": f"[{r['ci95']['accuracy'][0]:.4f}, {r['ci95']['accuracy'][1]:.4f}]",
+            "AUC": round(r["auc"], 4),
+        }
+        for name, r in (("pretrained", pre), ("from scratch", scr))
+    ]
     frame = pd.DataFrame(rows).set_index("run")
     frame.attrs["mcnemar_p"] = result["scratch"]["mcnemar"]["p_value"]
     return frame

@@ -22,8 +22,15 @@ def gradcam_stage(study: Study, model: str, per_group: int = 4, per_class_mean: 
     rng = np.random.default_rng(study.seed)
     rows = data.index_of(pred["path"].tolist())
     labels, correct = pred["label"].to_numpy(), (pred["label"] == pred["pred"]).to_numpy()
-    out = {"model": model, "groups": {}, "categories": None, "mean": {}, "centre_share": {},
-           "layer": target_layer(net, cfg.model, cfg.input_size)[1], "input_size": cfg.input_size}
+    out = {
+        "model": model,
+        "groups": {},
+        "categories": None,
+        "mean": {},
+        "centre_share": {},
+        "layer": target_layer(net, cfg.model, cfg.input_size)[1],
+        "input_size": cfg.input_size,
+    }
     for name, idx in _outcome_groups(rows, labels, correct, per_group, rng).items():
         cams, _, p, views = cam_maps(net, cfg, data.images[idx])
         out["groups"][name] = (views, cams, [f"p_fake {v:.2f}" for v in p])
@@ -68,9 +75,13 @@ def gradcam_reading(cams: dict) -> list[str]:
     real, fake = cams["centre_share"]["REAL"], cams["centre_share"]["FAKE"]
     where = "more" if fake > real else "less"
     if max(float(m.max()) for m in cams["mean"].values()) == 0:
-        return [f"{name}: the Grad-CAM maps of {cams['layer']} are flat (all zero) at {cams['input_size']}px input, "
-                "so they show nothing about where the model looks."]
-    return [f"Maps from {cams['layer']} of {name} at {cams['input_size']}px input.",
-            f"{name}: on average {fake:.0%} of the Grad-CAM mass lies in the central quarter of FAKE test images "
-            f"and {real:.0%} for REAL ones (a uniform map would put 25% there), so its evidence for FAKE sits {where} "
-            f"in the centre than its evidence for REAL."]
+        return [
+            f"{name}: the Grad-CAM maps of {cams['layer']} are flat (all zero) at {cams['input_size']}px input, "
+            "so they show nothing about where the model looks."
+        ]
+    return [
+        f"Maps from {cams['layer']} of {name} at {cams['input_size']}px input.",
+        f"{name}: on average {fake:.0%} of the Grad-CAM mass lies in the central quarter of FAKE test images "
+        f"and {real:.0%} for REAL ones (a uniform map would put 25% there), so its evidence for FAKE sits {where} "
+        f"in the centre than its evidence for REAL.",
+    ]

@@ -29,7 +29,9 @@ def robustness_stage(study: Study, models=MODELS_COMPARED) -> pd.DataFrame:
     return frame
 
 
-def robustness_view(frame: pd.DataFrame, metrics=("accuracy@0.5", "accuracy@val", "fake_recall@0.5", "auc")) -> pd.DataFrame:
+def robustness_view(
+    frame: pd.DataFrame, metrics=("accuracy@0.5", "accuracy@val", "fake_recall@0.5", "auc")
+) -> pd.DataFrame:
     """Perturbations as rows, (metric, model) as columns; the full table is robustness.csv."""
     order = list(dict.fromkeys(zip(frame["perturbation"], frame["strength"])))
     view = frame.set_index(["perturbation", "strength", "model"])[list(metrics)].unstack("model").round(4)
@@ -42,8 +44,10 @@ def robustness_reading(frame: pd.DataFrame) -> list[str]:
         g = g[g["perturbation"] != "clean"]
         worst = g.loc[g["accuracy@0.5"].idxmin()]
         flip = g[g["perturbation"] == "hflip"].iloc[0]
-        out.append(f"{model}: the largest drop at threshold 0.5 comes from {worst['perturbation']} "
-                   f"{worst['strength']} (accuracy {worst['accuracy@0.5']:.4f}, {worst['accuracy_drop@0.5']:.4f} "
-                   f"below clean; AUC {worst['auc']:.4f}); a horizontal flip changes accuracy by "
-                   f"{-flip['accuracy_drop@0.5']:+.4f}.")
+        out.append(
+            f"{model}: the largest drop at threshold 0.5 comes from {worst['perturbation']} "
+            f"{worst['strength']} (accuracy {worst['accuracy@0.5']:.4f}, {worst['accuracy_drop@0.5']:.4f} "
+            f"below clean; AUC {worst['auc']:.4f}); a horizontal flip changes accuracy by "
+            f"{-flip['accuracy_drop@0.5']:+.4f}."
+        )
     return out

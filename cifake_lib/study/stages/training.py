@@ -23,8 +23,10 @@ def train_stage(study: Study, cfg: TrainConfig, seed_index: int = 0, tag: str = 
 
 def train_seeds(study: Study, cfg: TrainConfig) -> list[TrainResult]:
     """Train the model once per seed (SEEDS, or the profile's count): seed SEED + i into run i."""
-    return [train_stage(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i)
-            for i in range(study.n_seeds())]
+    return [
+        train_stage(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i)
+        for i in range(study.n_seeds())
+    ]
 
 
 def train_scratch_twin(study: Study, cfg: TrainConfig) -> TrainResult | None:
@@ -34,8 +36,10 @@ def train_scratch_twin(study: Study, cfg: TrainConfig) -> TrainResult | None:
     if not study.params["COMPARE_SCRATCH"]:
         return None
     if not cfg.pretrained:
-        study.notes.append("The main ResNet-18 run is not pretrained, so there is no separate from-scratch "
-                           "twin: the pretrained-vs-scratch comparison needs the ImageNet weights.")
+        study.notes.append(
+            "The main ResNet-18 run is not pretrained, so there is no separate from-scratch "
+            "twin: the pretrained-vs-scratch comparison needs the ImageNet weights."
+        )
         return None
     scratch = TrainConfig.from_dict({**cfg.to_dict(), "pretrained": False, "weights": None})
     return train_stage(study, scratch, tag="scratch")
@@ -46,8 +50,15 @@ def training_seeds_table(results: list[TrainResult]) -> pd.DataFrame:
     rows = []
     for i, r in enumerate(results):
         best = r.history.loc[r.history["epoch"] == r.best_epoch].iloc[0]
-        rows.append({"seed run": i, "best epoch": r.best_epoch, "val accuracy": best["val_accuracy"],
-                     "val AUC": best["val_auc"], "train time (s)": r.history["epoch_time_s"].sum()})
+        rows.append(
+            {
+                "seed run": i,
+                "best epoch": r.best_epoch,
+                "val accuracy": best["val_accuracy"],
+                "val AUC": best["val_auc"],
+                "train time (s)": r.history["epoch_time_s"].sum(),
+            }
+        )
     frame = pd.DataFrame(rows).set_index("seed run").round(4)
     if len(frame) > 1:
         frame.loc["mean"] = frame.mean().round(4)
@@ -59,9 +70,13 @@ def training_summary(result: TrainResult, cfg: TrainConfig) -> pd.DataFrame:
     h = result.history
     best = h.loc[h["epoch"] == result.best_epoch].iloc[0]
     rows = {
-        "model": cfg.model, "input size (px)": cfg.input_size, "pretrained": cfg.pretrained,
-        "epochs": int(h["epoch"].max()), "best epoch": result.best_epoch,
-        "best val accuracy": round(float(best["val_accuracy"]), 4), "best val AUC": round(float(best["val_auc"]), 4),
+        "model": cfg.model,
+        "input size (px)": cfg.input_size,
+        "pretrained": cfg.pretrained,
+        "epochs": int(h["epoch"].max()),
+        "best epoch": result.best_epoch,
+        "best val accuracy": round(float(best["val_accuracy"]), 4),
+        "best val AUC": round(float(best["val_auc"]), 4),
         "train wall time (s)": round(float(h["epoch_time_s"].sum()), 1),
         "mean throughput (img/s)": round(float(h["train_images_per_s"].mean()), 0),
     }
@@ -83,9 +98,17 @@ def model_overview(cfg: TrainConfig, max_rows: int = 25) -> tuple[int, pd.DataFr
     rows = pd.DataFrame(layer_table(model, cfg.input_size))
     if len(rows) > max_rows:
         rows["block"] = rows["layer"].str.split(".").str[0]
-        rows = rows.groupby("block", sort=False).agg(
-            layers=("layer", "size"), types=("type", lambda t: ", ".join(dict.fromkeys(t))),
-            output=("output", "last"), params=("params", "sum")).reset_index().rename(columns={"block": "layer"})
+        rows = (
+            rows.groupby("block", sort=False)
+            .agg(
+                layers=("layer", "size"),
+                types=("type", lambda t: ", ".join(dict.fromkeys(t))),
+                output=("output", "last"),
+                params=("params", "sum"),
+            )
+            .reset_index()
+            .rename(columns={"block": "layer"})
+        )
     return count_parameters(model), rows.set_index("layer")
 
 
