@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -37,7 +38,30 @@ def atomic_write(path: str | os.PathLike, content: str | bytes | Callable[[IO[by
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    remove_stale_temporaries(path)
     return path
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.tmp<pid>`` files and folders beside ``path`` whose process is gone (it was
+    killed while writing); those of running processes are left alone."""
+    for tmp in path.parent.glob(f".{path.name}.tmp*"):
+        pid = tmp.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def to_jsonable(o):

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import remove_stale_temporaries
+
 CACHE_VERSION = 1
 META_KEYS = ("labels", "categories", "paths", "hashes", "splits")
 
@@ -68,7 +70,7 @@ def save_entry(folder: Path, arrays: dict, info: dict) -> None:
         _publish(tmp, folder, info["fingerprint"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _remove_stale_temporaries(folder)
+    remove_stale_temporaries(folder)
 
 
 def _publish(tmp: Path, folder: Path, fingerprint: str) -> None:
@@ -78,26 +80,10 @@ def _publish(tmp: Path, folder: Path, fingerprint: str) -> None:
     except OSError:
         if load_entry(folder, fingerprint) is not None:
             return  # another process won the race with the same content
+    # a damaged entry (an older version's, or one a disk error cut short): move it aside, then publish
     trash = folder.with_name(f".{folder.name}.old{os.getpid()}")
-    os.rename(folder, trash)
+    with contextlib.suppress(OSError):  # another process may have moved it already
+        os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):  # fails only when another process published in between
         os.rename(tmp, folder)
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Temporary folders of processes that were killed while writing (their pid is gone)."""
-    for path in folder.parent.glob(f".{folder.name}.tmp*"):
-        pid = path.name.rsplit(".tmp", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -11,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .labels import CLASS_IDS
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+# no image file of this project is anywhere near this: larger files (or zip members that declare
+# or inflate to more) are treated as corrupt instead of being read into memory
+MAX_FILE_BYTES = 50 * 2**20
 SPLITS = ("train", "test")
 SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
 LAYOUT_HINT = (
@@ -54,11 +58,28 @@ class Source:
     _zip: zipfile.ZipFile | None = field(default=None, repr=False, compare=False)
 
     def read_bytes(self, relpath: str) -> bytes:
+        """A member's bytes; OSError for one whose declared or actual size is over MAX_FILE_BYTES."""
         if self.kind == "zip":
             if self._zip is None:
                 self._zip = zipfile.ZipFile(self.location)
-            return self._zip.read(self.prefix + relpath)
-        return (Path(self.location) / self.prefix / relpath).read_bytes()
+            info = self._zip.getinfo(self.prefix + relpath)
+            if info.file_size > MAX_FILE_BYTES:
+                raise OSError(f"declares {info.file_size:,} bytes, more than the {MAX_FILE_BYTES:,}-byte limit")
+            try:
+                with self._zip.open(info) as fh:
+                    data = fh.read(MAX_FILE_BYTES + 1)  # never more, whatever the member inflates to
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                # zipfile stops at the declared size and then fails the CRC check of a member
+                # that inflates to more (or different) bytes than it declares
+                raise OSError(f"damaged zip member ({type(exc).__name__}: {exc})") from None
+            if len(data) > MAX_FILE_BYTES:
+                raise OSError(f"inflates past the {MAX_FILE_BYTES:,}-byte limit (declared {info.file_size:,})")
+            return data
+        path = Path(self.location) / self.prefix / relpath
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise OSError(f"{size:,} bytes is more than the {MAX_FILE_BYTES:,}-byte limit for one image file")
+        return path.read_bytes()
 
     def close(self) -> None:
         if self._zip is not None:
@@ -132,7 +153,7 @@ def _classify(entries: dict[str, tuple], where: str) -> tuple[list[SourceFile], 
                 folder = f"{split_dirs[split]}/{class_dirs[(split, cls)]}"
                 others = sum(1 for r in ignored if r.lower().startswith(folder.lower() + "/"))
                 raise DataError(
-                    f"{where}/{folder} contains no images (.jpg, .jpeg or .png); "
+                    f"{where}/{folder} contains no images ({', '.join(IMAGE_SUFFIXES)}); "
                     f"{others} other file(s) there were ignored"
                 )
     files.sort(key=lambda f: (SPLITS.index(f.split), -f.label, f.relpath))

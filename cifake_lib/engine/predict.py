@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.decode import decode_image
+from ..data.decode import decode_image, read_image_file
 from ..data.labels import CLASS_NAMES
 from ..data.sources import IMAGE_SUFFIXES
 from .checkpoint import load_run_model, run_config
@@ -45,7 +45,7 @@ def predict_files(
         arrays, results = [], []
         for f in chunk:
             try:
-                arrays.append(decode_image(f.read_bytes(), size)[0])
+                arrays.append(decode_image(read_image_file(f), size)[0])
                 results.append({"path": str(f)})
             except (OSError, ValueError) as exc:
                 results.append({"path": str(f), "error": str(exc)})
