@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the three CPU benchmarks and write benchmarks/RESULTS.md from what they measured.
+"""Run the CPU benchmarks and write benchmarks/RESULTS.md from what they measured.
 
 Every figure in RESULTS.md comes from the JSON files these runs write (benchmarks/out/);
 nothing is typed in by hand. GPU figures come from gpu_check.py's JSON when one is given.
@@ -30,7 +30,7 @@ def git(*args) -> str:
     return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
 
 
-def render(data: dict, train: dict, infer: dict, gpu: dict | None, command: str) -> str:
+def render(data: dict, train: dict, infer: dict, cli: dict, gpu: dict | None, command: str) -> str:
     m = data["machine"]
     lines = [
         "# Benchmark results",
@@ -87,7 +87,18 @@ def render(data: dict, train: dict, infer: dict, gpu: dict | None, command: str)
     lines += ["", "## 3. Inference", "", "| case | evaluate img/s | predict files/s |", "| --- | ---: | ---: |"]
     for key, r in infer["models"].items():
         lines.append(f"| {key.replace(':', ' @ ')}px | {r['evaluate_img_s']:,.0f} | {r['predict_files_s']:,.0f} |")
-    lines += ["", "## 4. GPU (benchmarks/gpu_check.py)", ""]
+    lines += [
+        "",
+        "## 4. Command-line start-up (benchmarks/bench_cli.py)",
+        "",
+        f"Wall time of a fresh process, median of {cli['repeats']}; `python -c pass` is the floor.",
+        "",
+        "| command | median (s) |",
+        "| --- | ---: |",
+    ]
+    for name, r in cli["cases"].items():
+        lines.append(f"| `{name}` | {r['median_s']:.3f} |")
+    lines += ["", "## 5. GPU (benchmarks/gpu_check.py)", ""]
     if gpu:
         lines += [
             f"Measured on {gpu['machine'].get('gpu')} ({gpu.get('time_utc', 'date in JSON')}):",
@@ -124,13 +135,14 @@ def main(argv=None) -> int:
         *extra,
         *(["--n-per-class", "500", "--files", "200", "--repeats", "1"] if args.quick else []),
     )
+    cli = run("bench_cli.py")
     gpu = json.loads(Path(args.gpu_json).read_text()) if args.gpu_json else None
     command = (
         "python benchmarks/run_all.py"
         + (" --quick" if args.quick else "")
         + (f" --data {args.data}" if args.data else "")
     )
-    (HERE / "RESULTS.md").write_text(render(data, train, infer, gpu, command))
+    (HERE / "RESULTS.md").write_text(render(data, train, infer, cli, gpu, command))
     print(f"wrote {HERE / 'RESULTS.md'} in {time.time() - t0:.0f} s")
     return 0
 

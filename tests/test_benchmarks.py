@@ -90,3 +90,13 @@ def test_train_and_inference_benchmarks_print_figures(tmp_path):
         tmp_path,
     )
     assert lines[-1].startswith("throughput: custom_cnn @ 32px evaluate ")
+
+
+def test_cli_benchmark_prints_startup_against_the_floor(tmp_path):
+    lines = _run(
+        [str(ROOT / "benchmarks/bench_cli.py"), "--repeats", "1", "--json", str(tmp_path / "c.json")], tmp_path
+    )
+    assert lines[-1].startswith("cli start-up: slowest cifake case ")
+    cases = json.loads((tmp_path / "c.json").read_text())["cases"]
+    assert {"python -c pass (floor)", "cifake --help", "cifake audit /nonexistent"} <= set(cases)
+    assert all(c["median_s"] > 0 for c in cases.values())

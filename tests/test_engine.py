@@ -539,3 +539,55 @@ def test_conclusion_flags_runs_that_depart_from_the_paper_recipe():
     resnet_line = next(line for line in lines if line.startswith("ResNet-18: accuracy 90.00%"))
     assert "below the paper's 96.58%" in resnet_line and "departs from the paper's recipe" in resnet_line
     assert any("32px input instead of 224px" in line for line in lines)
+
+
+def test_cli_predict_csv_of_mixed_formats(small_data, tmp_path, capsys):
+    from PIL import Image
+
+    root, data, splits = small_data
+    run = tmp_path / "run"
+    train_model(_cfg(epochs=1), data, splits, run, progress=False, log=lambda m: None)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    for suffix, fmt in (
+        ("jpg", "JPEG"),
+        ("PNG", "PNG"),
+        ("webp", "WEBP"),
+        ("gif", "GIF"),
+        ("bmp", "BMP"),
+        ("tiff", "TIFF"),
+    ):
+        img.save(folder / f"a.{suffix}", format=fmt)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "notes.txt").write_text("not an image: not picked up from a folder")
+    out = tmp_path / "out.csv"
+    assert main(["predict", "--run", str(run), "--format", "csv", "--output", str(out), str(folder)]) == 1
+    assert "1 of 7 file(s) could not be read" in capsys.readouterr().err
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["path", "p_fake", "label", "error"] and len(frame) == 7
+    bad = frame[frame["path"].str.endswith("broken.png")].iloc[0]
+    assert isinstance(bad["error"], str) and pd.isna(bad["p_fake"])
+    good = frame.drop(bad.name)
+    assert good["error"].isna().all() and good["p_fake"].between(0, 1).all()
+    assert set(good["label"]) <= {"REAL", "FAKE"}
+    assert not list(tmp_path.glob(".out.csv.tmp*"))
+
+
+def test_predict_shows_progress_for_many_files(small_data, tmp_path, capsys):
+    import shutil
+
+    root, data, splits = small_data
+    run = tmp_path / "run"
+    train_model(_cfg(epochs=1), data, splits, run, progress=False, log=lambda m: None)
+    many = tmp_path / "many"
+    many.mkdir()
+    src = next((root / "test" / "FAKE").iterdir())
+    for i in range(300):
+        shutil.copy(src, many / f"{i}.jpg")
+    assert main(["predict", "--run", str(run), str(many)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 300 and "300/300" in captured.err
+    assert main(["predict", "--run", str(run), str(src)]) == 0
+    assert "1/1" not in capsys.readouterr().err  # no bar for a few files
