@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "cifake_lib"
 # a layer may import the layers before it and the shared helpers, never one after it
 LAYERS = ("data", "engine", "study", "top")
-TOP = ("cli", "report")
+TOP = ("cli", "report", "export")
 HELPERS = ("paths", "provenance", "atomic", "_lazy")
 
 

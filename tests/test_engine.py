@@ -591,3 +591,19 @@ def test_predict_shows_progress_for_many_files(small_data, tmp_path, capsys):
     assert len(captured.out.splitlines()) == 300 and "300/300" in captured.err
     assert main(["predict", "--run", str(run), str(src)]) == 0
     assert "1/1" not in capsys.readouterr().err  # no bar for a few files
+
+
+def test_paper_comparison_counts_the_papers_sampling_error():
+    from cifake_lib.study.compare import paper_difference, paper_sentence
+
+    exact = {"accuracy": 0.9658, "ci95": {"accuracy": [0.9658, 0.9658]}}
+    d = paper_difference(exact, 0.9658)
+    # with no error of ours, the interval is the paper's own: 1.96 * sqrt(p (1 - p) / 10,000)
+    half = 1.959964 * np.sqrt(0.9658 * 0.0342 / 10_000)
+    assert d["difference"] == 0 and d["ci95"] == pytest.approx([-half, half]) and d["p_value"] == pytest.approx(1)
+    # 0.4 points above the paper with our own +/- 0.3: inside the combined error, so "consistent with"
+    close = {"accuracy": 0.9698, "ci95": {"accuracy": [0.9668, 0.9728]}, "pretrained": True, "input_size": 224}
+    assert "is consistent with the paper's 96.58%" in paper_sentence("resnet18", close)
+    far = {**close, "accuracy": 0.985, "ci95": {"accuracy": [0.983, 0.987]}}
+    assert "is above the paper's 96.58%" in paper_sentence("resnet18", far)
+    assert paper_difference(far, 0.9658)["p_value"] < 1e-6

@@ -13,7 +13,7 @@ import pytest
 
 from cifake_lib.data.synth import make_synthetic_cifake
 from cifake_lib.engine.config import ConfigError
-from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, ReportError, find_chromium, make_report
+from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, SYNTHETIC_BANNER, ReportError, find_chromium, make_report
 from cifake_lib.study import notebook
 
 pytestmark = pytest.mark.slow
@@ -135,23 +135,36 @@ def test_nbval_fails_when_a_checked_output_drifts(smoke_report, tmp_path):
     assert proc.returncode != 0 and "failed" in proc.stdout
 
 
+def _pdf_text(pdf, first=None, last=None, *extra):
+    pages = ["-f", str(first), "-l", str(last or first)] if first else []
+    return subprocess.run(
+        ["pdftotext", *extra, *pages, str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def test_html_and_pdf_export(smoke_report):
     _need_chromium()
     report = smoke_report["dir"]
     index = (report / "index.html").read_text()
     assert "SYNTHETIC DEMO DATA - NOT CIFAKE" in index and "cifake_report.pdf" in index
+    assert "Abstract." in index and "Headline results" in index and "Key figures" in index  # the same front
     for name in NOTEBOOKS:
+        assert f'href="html/{name}.html"' in index
         page = (report / "html" / f"{name}.html").read_text()
         assert "SYNTHETIC DEMO DATA" in page and "data:image/png;base64" in page
         assert 'src="https://' not in page  # reads offline
         assert "notebook.setup(" not in page  # code hidden
+    assert 'href="html/appendix.html"' in index and "Provenance" in (report / "html" / "appendix.html").read_text()
     pdf = report / "cifake_report.pdf"
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-    assert pages >= 1 + len(NOTEBOOKS) * 2
-    text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(pdf), "-"], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    pages = int(fields["Pages"])
+    assert fields["Title"].strip() == "cifake: smoke profile on synthetic demo data"
+    assert fields["Author"].strip() == "cifake" and "CIFAKE" in fields["Subject"] and fields["CreationDate"].strip()
+    assert 1 + 1 + len(NOTEBOOKS) + 1 <= pages <= 30  # front, contents, a chapter each, appendix
+    text = _pdf_text(pdf, 1)
     assert "SYNTHETIC DEMO DATA" in text and "profile" in text and "git commit" in text
-    everything = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    everything = _pdf_text(pdf)
     for heading in ("01 · Data exploration", "05 · Comparative evaluation", "06 · Explainability", "07 · Robustness"):
         assert heading in everything
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", str(pdf), str(report / "first")], check=True)
@@ -160,6 +173,65 @@ def test_html_and_pdf_export(smoke_report):
     png = next(report.glob("first*.png"))
     arr = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert arr.std() > 10 and (arr < 128).mean() > 0.01  # real content, not a blank page
+
+
+def test_pdf_front_tells_what_was_found(smoke_report):
+    """Page 1: the abstract, the headline table of both networks and at least one figure."""
+    _need_chromium()
+    pdf = smoke_report["dir"] / "cifake_report.pdf"
+    first = _pdf_text(pdf, 1)
+    summary = json.loads((smoke_report["work"] / "evaluation" / "summary.json").read_text())
+    assert "Abstract." in first and "Headline results" in first and "Key figures" in first
+    for model in ("ResNet-18", "Custom CNN"):
+        assert model in first
+    assert f"{summary['metrics']['custom_cnn']['accuracy']:.4f}" in first  # the measured number, on page 1
+    assert "(paper)" not in first  # synthetic demo numbers are never set beside the paper's
+    images = subprocess.run(
+        ["pdfimages", "-list", "-f", "1", "-l", "1", str(pdf)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    assert len(images) >= 3  # the key figures are on the first page
+
+
+def test_pdf_contents_chapters_and_appendix(smoke_report):
+    """The table of contents gives the page each chapter starts on; chapters start on new pages;
+    the appendix comes last."""
+    _need_chromium()
+    pdf = smoke_report["dir"] / "cifake_report.pdf"
+    pages = _pdf_text(pdf).split("\f")
+    toc_page = next(i for i, p in enumerate(pages) if "Contents" in [x.strip() for x in p.splitlines()[:5]])
+    toc = _pdf_text(pdf, toc_page + 1, None, "-layout")  # one TOC row per line
+    for k, name in enumerate(NOTEBOOKS, start=1):
+        start = next(i for i, p in enumerate(pages) if f"CHAPTER {k} OF {len(NOTEBOOKS)}" in p) + 1
+        first_lines = [line for line in pages[start - 1].splitlines() if line.strip()][:3]
+        assert any(f"CHAPTER {k} OF" in line for line in first_lines)  # at the top: a new page
+        heading = name[:2] + " · "
+        row = next(line for line in toc.splitlines() if heading in line)
+        assert row.split()[-1] == str(start), (row, start)
+    appendix = next(i for i, p in enumerate(pages) if "APPENDIX A" in p and i > toc_page)
+    assert appendix > max(i for i, p in enumerate(pages) if f"CHAPTER {len(NOTEBOOKS)} OF" in p)
+    assert "Provenance" in "".join(pages[appendix:]) and "Per-epoch history" in "".join(pages[appendix:])
+    assert "Per-epoch history" not in "".join(pages[:appendix])  # moved out of the chapters
+
+
+def test_pdf_banner_never_covers_text(smoke_report):
+    """The synthetic-data warning is on every page, in the top margin, above every line of text."""
+    _need_chromium()
+    import re
+
+    bbox = _pdf_text(smoke_report["dir"] / "cifake_report.pdf", None, None, "-bbox")
+    banner = set(SYNTHETIC_BANNER.split())
+    pages = bbox.split("<page ")[1:]
+    assert pages
+    for n, page in enumerate(pages, start=1):
+        words = [
+            (w, float(y0), float(y1))
+            for y0, y1, w in re.findall(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]*)</word>', page)
+        ]
+        top = [w for w in words if w[0] in banner and w[2] < 45]
+        assert len(top) >= len(banner) - 1, f"page {n}: no banner"
+        rest = [w for w in words if w not in top and w[1] < 800]  # the footer sits in the bottom margin
+        if rest:  # a page of figures only has no text to cover
+            assert min(y0 for _, y0, _ in rest) > max(y1 for _, _, y1 in top), f"page {n}: text under the banner"
 
 
 def test_unknown_parameter_stops_the_notebook(tmp_path):

@@ -274,3 +274,26 @@ def plot_cam_groups(groups: dict, model_name: str):
     fig.suptitle(f"{model_name}: Grad-CAM for the predicted class on test images")
     fig.tight_layout()
     return fig
+
+
+def plot_try_it(images: np.ndarray, names: list[str], results: dict):
+    """Each image (row) as stored at 32x32, then each model's Grad-CAM overlay titled with p_fake.
+
+    ``results`` maps a model's display name to (views, cams, p_fake) for the same images.
+    """
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    n, models = len(images), list(results)
+    fig, axes = plt.subplots(n, 1 + len(models), figsize=(2.3 * (1 + len(models)), 2.3 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(_img(images[i]))
+        axes[i, 0].set_title(names[i], fontsize=8)
+        for j, model in enumerate(models, start=1):
+            views, cams, p = results[model]
+            rgb = np.ascontiguousarray(views[i].transpose(1, 2, 0), dtype=np.float32)
+            axes[i, j].imshow(show_cam_on_image(rgb, cams[i], use_rgb=True))
+            axes[i, j].set_title(f"{model}: p_fake {p[i]:.2f}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,7 @@ from ..layout import StudyError
 from ..notebook import Study
 
 MODELS_COMPARED = ("resnet18", "custom_cnn")
+RUN_FACTS = ("input_size", "pretrained", "train_images", "best_epoch")  # what ran, for the report's front
 
 
 def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> dict:
@@ -51,6 +52,7 @@ def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> 
         "test_source": splits.settings.get("test_source"),
         "eval_limit_per_class": study.eval_limit(),
         "metrics": {m: {k: r[k] for k in (*METRICS, "n", "confusion", "ci95")} for m, r in reports.items()},
+        "runs": {m: {k: r.get(k) for k in RUN_FACTS} for m, r in reports.items()},
         "mcnemar": mc,
         "calibration": {m: {k: c[k] for k in ("temperature", "ece", "ece_scaled")} for m, c in calibration.items()},
         "seeds": seed_stats,

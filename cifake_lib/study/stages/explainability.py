@@ -85,3 +85,71 @@ def gradcam_reading(cams: dict) -> list[str]:
         f"and {real:.0%} for REAL ones (a uniform map would put 25% there), so its evidence for FAKE sits {where} "
         f"in the centre than its evidence for REAL.",
     ]
+
+
+# ----------------------------------------------------------------------------- try it
+
+
+def explain_images(study: Study, images: np.ndarray, models=("resnet18", "custom_cnn")) -> dict:
+    """{display name: (views, cams, p_fake)} of each trained model on uint8 N x 3 x 32 x 32 images."""
+    out = {}
+    for model in models:
+        net, ckpt = load_run_model(study.layout.require_run(model), "best", "cpu")
+        cams, _, p, views = cam_maps(net, run_config(ckpt), images)
+        out[display_name(model)] = (views, cams, p)
+    return out
+
+
+def example_images(study: Study, per_class: int = 2) -> tuple[np.ndarray, list[str]]:
+    """The first ``per_class`` test images of each class (05's predictions), with their names."""
+    data = study.load_data()
+    pred = pd.read_csv(study.layout.require_predictions("custom_cnn"))
+    picks = pd.concat([g.head(per_class) for _, g in pred.groupby("label", sort=True)])
+    rows = data.index_of(picks["path"].tolist())
+    names = [f"{CLASS_NAMES[int(y)]}: {p.rsplit('/', 1)[-1]}" for y, p in zip(picks["label"], picks["path"])]
+    return data.images[rows], names
+
+
+def show_try_it(study: Study):
+    """Both models on a few fixed test images (what the report shows) and, live in JupyterLab, an
+    upload box: a photograph of any size or format goes through the training data's path
+    (decode by content, RGB, antialiased downscale to 32x32) and is shown the same way."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .. import plots
+
+    images, names = example_images(study)
+    display(plots.plot_try_it(images, names, explain_images(study, images)))
+    plt.close("all")
+    display(_upload_widget(study))
+
+
+def _upload_widget(study: Study):
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from ...data.decode import ImageDecodeError, decode_image
+    from .. import plots
+
+    upload = widgets.FileUpload(accept="image/*", multiple=True, description="Upload images")
+    out = widgets.Output()
+
+    def on_upload(change):
+        out.clear_output()
+        with out:
+            arrays, names = [], []
+            for f in change["new"]:
+                try:
+                    arrays.append(decode_image(bytes(f["content"]), 32)[0])
+                    names.append(f["name"])
+                except ImageDecodeError as exc:
+                    print(f"{f['name']}: {exc}")
+            if arrays:
+                images = np.stack(arrays)
+                display(plots.plot_try_it(images, names, explain_images(study, images)))
+                plt.close("all")
+
+    upload.observe(on_upload, names="value")
+    return widgets.VBox([widgets.HTML("<b>Try it:</b> upload images to score them with both models."), upload, out])
