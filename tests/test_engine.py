@@ -222,7 +222,7 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="invalid model='vgg'"):
         TrainConfig(model="vgg")
     assert TrainConfig().input_size == 224 and TrainConfig(model="custom_cnn").input_size == 32
-    assert profile_config("cpu", "resnet18").limit_per_class == 3000
+    assert profile_config("cpu", "resnet18", limit_per_class=3000).limit_per_class == 3000
     assert profile_config("cpu", "resnet18", limit_per_class=0).limit_per_class is None
     assert profile_config("paper", "resnet18").pretrained is True
     paper = TrainConfig()
@@ -607,3 +607,10 @@ def test_paper_comparison_counts_the_papers_sampling_error():
     far = {**close, "accuracy": 0.985, "ci95": {"accuracy": [0.983, 0.987]}}
     assert "is above the paper's 96.58%" in paper_sentence("resnet18", far)
     assert paper_difference(far, 0.9658)["p_value"] < 1e-6
+
+
+def test_cpu_profile_compares_like_for_like():
+    """Both networks see the same training images at the same input size for the same epochs."""
+    r, c = profile_config("cpu", "resnet18"), profile_config("cpu", "custom_cnn")
+    for field in ("limit_per_class", "input_size", "epochs", "batch_size", "lr", "augment", "schedule"):
+        assert getattr(r, field) == getattr(c, field), field
