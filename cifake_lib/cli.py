@@ -96,14 +96,16 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _load_data(path, strict: bool = False):
+def _load_data(path, strict: bool = False, to_score: bool = False):
+    """The data of --data (or $CIFAKE_DATA). ``to_score``: data to score rather than to train on,
+    so a root with only test/ or a plain REAL/ FAKE/ folder is accepted too."""
     from .data.dataset import load_cifake
     from .paths import default_data
 
     path = path or default_data()
     if path is None:
         raise CliError("no data given: pass --data PATH (CIFAKE folder or zip) or set CIFAKE_DATA")
-    return load_cifake(path, strict=strict)
+    return load_cifake(path, strict=strict, require_train=not to_score)
 
 
 def cmd_train(args) -> int:
@@ -153,7 +155,7 @@ def cmd_evaluate(args) -> int:
 
     load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
     threshold = _threshold(args.threshold)
-    data = _load_data(args.data)
+    data = _load_data(args.data, to_score=True)
     ev = evaluate_model(
         args.run, data, split=args.split, threshold=threshold, limit_per_class=args.limit_per_class, device=args.device
     )
@@ -210,19 +212,25 @@ def cmd_robustness(args) -> int:
 
     from .data.splits import load_manifest, subset_per_class
     from .engine.checkpoint import load_run_model
+    from .engine.evaluate import rows_to_score
     from .study.perturb import format_robustness, robustness_table
 
-    load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
-    data = _load_data(args.data)
-    splits = load_manifest(Path(args.run) / "splits.json", data)
-    idx = splits.test
+    _, ckpt = load_run_model(Path(args.run), "best")  # fail on a bad run before the data is loaded
+    data = _load_data(args.data, to_score=True)
+    if ckpt["data"]["fingerprint"] == data.fingerprint:
+        splits = load_manifest(Path(args.run) / "splits.json", data)
+        idx, val, where = splits.test, splits.val, splits.test_source
+    else:  # data the run was not trained on: its test images (a plain folder: all), no validation threshold
+        idx, val, where = rows_to_score(data, "test", None), None, f"test images of {data.source}"
     if args.limit_per_class:
         idx = subset_per_class(data, idx, args.limit_per_class, np.random.default_rng(0))
-    frame = robustness_table({Path(args.run).name: args.run}, data, idx, splits.val, device=args.device)
-    print(
-        f"robustness of {args.run} on {len(idx):,} test images ({splits.test_source}); "
+    frame = robustness_table({Path(args.run).name: args.run}, data, idx, val, device=args.device)
+    at_val = (
         f"@val = threshold chosen on clean validation ({frame['threshold_val'].iloc[0]:.3f})"
+        if val is not None
+        else "@val columns need the run's own validation images, which this data does not hold: left empty"
     )
+    print(f"robustness of {args.run} on {len(idx):,} images ({where}); {at_val}")
     print(format_robustness(frame))
     if args.csv:
         frame.to_csv(args.csv, index=False)
@@ -372,15 +380,28 @@ def _add_train(sub) -> None:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate",
-        help="score a run's best.pt on test or val: predictions.csv + metrics.json",
-        description="Load RUN_DIR/best.pt and the run's split manifest, predict the chosen split, write "
-        "predictions.csv, logits.npy and metrics.json (with bootstrap 95%% intervals) and print "
-        "the table.",
+        help="score a run's best.pt on labelled data: predictions.csv + metrics.json",
+        description="Score RUN_DIR/best.pt on labelled images and write predictions.csv, logits.npy and "
+        "metrics.json (with bootstrap 95%% intervals), then print the table. On the data the run was "
+        "trained on, --split picks a part of the run's split manifest (test or val). On any other data "
+        "(the official test split in another copy of CIFAKE, a root with only test/, another "
+        "generator's images, or a plain folder of REAL/ and FAKE/ images of any size and format) no "
+        "manifest is needed: --split test (default) scores its test/ images (a plain folder: all of "
+        "them) and --split train its train/ images. metrics.json counts the scored images whose bytes "
+        "the run saw in training or validation (leaked_images_removed) and, when there are any, gives "
+        "the metrics without them (leak_free).",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")
-    p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
-    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument(
+        "--data", help="labelled data to score: CIFAKE layout, test/ only, or REAL/ + FAKE/ (default $CIFAKE_DATA)"
+    )
+    p.add_argument(
+        "--split",
+        choices=["test", "val", "train"],
+        default="test",
+        help="test (default); val: the run's validation part (its own data only); train: another source's train/",
+    )
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset")
     p.add_argument(
         "--threshold", default="0.5", help="decision threshold on p_fake, or 'val' (Youden's J on validation)"
@@ -421,13 +442,15 @@ def _add_robustness(sub) -> None:
     p = sub.add_parser(
         "robustness",
         help="accuracy, AUC and FAKE recall under JPEG, blur, noise, down-up and flip",
-        description="Score a run's best.pt on its test images under test-time perturbations of the 32x32 "
+        description="Score a run's best.pt on test images under test-time perturbations of the 32x32 "
         "images (JPEG quality 90/75/50/30, Gaussian blur sigma 0.5/1.0, Gaussian noise, "
-        "downscale-upscale, horizontal flip), at 0.5 and at the threshold chosen on validation.",
+        "downscale-upscale, horizontal flip), at 0.5 and at the threshold chosen on validation. On the "
+        "run's own data it scores the run's test part; on other labelled data (CIFAKE layout, test/ "
+        "only, or REAL/ + FAKE/) its test images, and the @val columns stay empty.",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")
-    p.add_argument("--data", help="the data the run was trained on (default $CIFAKE_DATA)")
+    p.add_argument("--data", help="labelled data: the run's own, or any other (default $CIFAKE_DATA)")
     p.add_argument("--limit-per-class", type=_positive_int, help="score a stratified subset of the test part")
     p.add_argument("--csv", help="also write the table as CSV")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

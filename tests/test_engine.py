@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from cifake_lib.cli import main
 from cifake_lib.data.dataset import load_cifake
+from cifake_lib.data.sources import DataError
 from cifake_lib.data.splits import make_splits
 from cifake_lib.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from cifake_lib.engine.config import ConfigError, TrainConfig
@@ -416,7 +417,7 @@ def test_cli_train_evaluate_predict(small_data, tmp_path, capsys):
     [
         (["train", "--model", "vgg", "--out", "x"], "invalid choice: 'vgg'"),
         (["train", "--model", "custom_cnn", "--out", "x", "--image-size", "0"], "expected a positive integer, got 0"),
-        (["evaluate", "--run", "r", "--split", "train"], "invalid choice: 'train'"),
+        (["evaluate", "--run", "r", "--split", "bogus"], "invalid choice: 'bogus'"),
     ],
 )
 def test_cli_bad_options_are_usage_errors(argv, message, capsys):
@@ -614,3 +615,88 @@ def test_cpu_profile_compares_like_for_like():
     r, c = profile_config("cpu", "resnet18"), profile_config("cpu", "custom_cnn")
     for field in ("limit_per_class", "input_size", "epochs", "batch_size", "lr", "augment", "schedule"):
         assert getattr(r, field) == getattr(c, field), field
+
+
+# ----------------------------------------------------------------------------- scoring data a run was not trained on
+
+
+@pytest.fixture(scope="module")
+def foreign(small_data, tmp_path_factory):
+    """A run trained on small_data, another CIFAKE-layout copy (one of its test images is a
+    training image of the run), and a plain REAL/ FAKE/ folder of mixed sizes and formats."""
+    import shutil
+
+    from PIL import Image
+
+    from cifake_lib.data.synth import make_synthetic_cifake
+
+    root, data, splits = small_data
+    base = tmp_path_factory.mktemp("foreign")
+    run = base / "run"
+    train_model(_cfg(epochs=1), data, splits, run, progress=False, log=lambda m: None)
+    other = make_synthetic_cifake(base / "other", per_class=30, seed=11)
+    leaked = root / data.paths[splits.train[0]]
+    shutil.copy(leaked, other / "test" / ("FAKE" if data.labels[splits.train[0]] else "REAL") / "leaked.jpg")
+    plain = base / "photos"
+    rng = np.random.default_rng(3)
+    for cls in ("REAL", "FAKE"):
+        for i, (size, fmt, mode) in enumerate(
+            [((48, 64), "PNG", "RGBA"), ((100, 80), "JPEG", "RGB"), ((32, 32), "WEBP", "RGB"), ((640, 480), "BMP", "L")]
+        ):
+            img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+            (plain / cls / "sub").mkdir(parents=True, exist_ok=True)
+            img.save(plain / cls / ("sub" if i % 2 else "") / f"{i}.{fmt.lower()}", format=fmt)
+    (plain / "FAKE" / "broken.png").write_bytes(b"\x89PNG truncated")
+    return run, other, plain
+
+
+def test_evaluate_scores_the_test_split_of_other_data(foreign, tmp_path, capsys):
+    run, other, plain = foreign
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--run", str(run), "--data", str(other), "--split", "test", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    pred = pd.read_csv(out / "predictions.csv")
+    n_test = len(list((other / "test").rglob("*.jpg")))
+    assert m["n"] == len(pred) == n_test and m["foreign_data"] is True
+    assert pred["path"].str.startswith("test/").all()
+    y, p = pred["label"], pred["p_fake"]
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred["pred"]))
+    assert m["precision"] == pytest.approx(precision_score(y, pred["pred"]))
+    assert m["recall"] == pytest.approx(recall_score(y, pred["pred"]))
+    assert m["f1"] == pytest.approx(f1_score(y, pred["pred"]))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)  # the CSV rounds p_fake to 6 decimals
+    assert m["leaked_images_removed"] == 1 and m["leak_free"]["n"] == n_test - 1  # the copied training image
+    assert m["data"]["fingerprint"] and str(other) in m["data"]["source"]
+    assert {"average_precision", "tpr_at_fpr"} <= set(m) and set(m["tpr_at_fpr"]) == {"0.01", "0.001"}
+    assert main(["evaluate", "--run", str(run), "--data", str(other), "--split", "val"]) == 2
+    assert "needs the data the run was trained on" in capsys.readouterr().err
+
+
+def test_evaluate_and_robustness_on_a_plain_real_fake_folder(foreign, tmp_path, capsys):
+    run, other, plain = foreign
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--run", str(run), "--data", str(plain), "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n"] == 8 and m["confusion"]["tp"] + m["confusion"]["fn"] == 4  # every readable image, 4 FAKE
+    assert m["data"]["unreadable"] == 1 and m["data"]["unreadable_first"] == ["FAKE/broken.png"]
+    assert (
+        any(k.startswith("resize 640x480") for k in m["data"]["converted"])
+        and "mode RGBA->RGB" in m["data"]["converted"]
+    )
+    assert m["leaked_images_removed"] == 0 and m["leak_free"] is None
+    capsys.readouterr()
+    assert main(["robustness", "--run", str(run), "--data", str(plain)]) == 0
+    text = capsys.readouterr().out
+    assert "on 8 images" in text and "left empty" in text
+
+
+def test_a_root_with_only_test_is_scored(foreign, tmp_path):
+    import shutil
+
+    run, other, plain = foreign
+    only_test = tmp_path / "only-test"
+    shutil.copytree(other / "test", only_test / "test")
+    ev = evaluate_model(run, load_cifake(only_test, progress=False, require_train=False), n_boot=10, progress=False)
+    assert ev.metrics["n"] == len(list((other / "test").rglob("*.jpg")))
+    with pytest.raises(DataError, match="no train/ folder"):
+        load_cifake(only_test, progress=False)  # training data still needs train/

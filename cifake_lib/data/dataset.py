@@ -127,8 +127,12 @@ def load_cifake(
     use_cache: bool = True,
     workers: int | None = None,
     progress: bool = True,
+    require_train: bool = True,
 ) -> CifakeData:
     """Load a CIFAKE-layout folder or zip, decoding each image once and caching the result.
+
+    ``require_train=False`` is for data to score, not to train on: a root with only test/, or a
+    plain folder of REAL/ and FAKE/ images of any size and format (split "test"), loads too.
 
     Images that are not ``image_size`` x ``image_size`` RGB are converted and counted in
     ``data.report.converted``. Undecodable files are skipped with a :class:`CorruptFilesWarning`
@@ -145,21 +149,21 @@ def load_cifake(
         # a zip's central directory holds every name, size and CRC: hash it instead of listing
         fingerprint = hashlib.sha256(f"zip:{CACHE_VERSION}:{image_size}:{digest}".encode()).hexdigest()
     else:
-        source = open_source(path)
+        source = open_source(path, require_train)
         fingerprint = source.fingerprint(CACHE_VERSION, image_size)
     folder = cache.entry_dir(cache_root, fingerprint)
     if use_cache:
         data = _from_cache(folder, fingerprint)
     if data is None:
         if source is None:
-            source = open_source(path)
+            source = open_source(path, require_train)
         data = _decode_source(source, fingerprint, image_size, workers or default_workers(), progress)
         if use_cache:
             try:
                 cache.save_entry(folder, _arrays(data), _info(data))
             except OSError as exc:
                 warnings.warn(f"could not write the decode cache to {folder}: {exc}", stacklevel=2)
-    _check_result(data, strict)
+    _check_result(data, strict, require_train)
     return data
 
 
@@ -237,7 +241,7 @@ def _decode_source(source: Source, fingerprint: str, size: int, workers: int, pr
     )
 
 
-def _check_result(data: CifakeData, strict: bool) -> None:
+def _check_result(data: CifakeData, strict: bool, require_train: bool = True) -> None:
     corrupt = data.report.corrupt
     if corrupt:
         listing = "; ".join(f"{p} ({why})" for p, why in list(corrupt.items())[:SHOW_FIRST])
@@ -255,5 +259,7 @@ def _check_result(data: CifakeData, strict: bool) -> None:
         for name, n in by_class.items():
             if n == 0:
                 raise DataError(f"{data.source}: {split}/{name} has no decodable images")
-    if "train" not in data.counts():
+    if require_train and "train" not in data.counts():
         raise DataError(f"{data.source}: train/ has no decodable images")
+    if not data.counts():
+        raise DataError(f"{data.source}: no decodable images")

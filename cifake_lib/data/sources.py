@@ -112,8 +112,30 @@ def _is_image_name(base: str) -> bool:
     return base.lower().endswith(IMAGE_SUFFIXES) and not base.startswith("._")
 
 
-def _classify(entries: dict[str, tuple], where: str) -> tuple[list[SourceFile], list[str], tuple]:
-    """Turn {relpath: stamp} below a dataset root into image files and ignored entries."""
+def _classify_plain(entries: dict[str, tuple]) -> tuple[list[SourceFile], list[str], tuple] | None:
+    """A plain labelled folder, <root>/{REAL,FAKE}/... at any depth: every image is scored as
+    split "test". None when the root has no REAL and FAKE folders."""
+    tops = {rel.split("/")[0].upper() for rel in entries if "/" in rel}
+    if not set(CLASS_IDS) <= tops:
+        return None
+    files, ignored = [], []
+    for rel, stamp in entries.items():
+        parts = rel.split("/")
+        if len(parts) >= 2 and parts[0].upper() in CLASS_IDS and _is_image_name(parts[-1]):
+            files.append(SourceFile("test", CLASS_IDS[parts[0].upper()], rel, stamp))
+        elif rel != SYNTHETIC_MARKER:
+            ignored.append(rel)
+    files.sort(key=lambda f: (-f.label, f.relpath))
+    return files, sorted(ignored), ("test",)
+
+
+def _classify(
+    entries: dict[str, tuple], where: str, require_train: bool = True
+) -> tuple[list[SourceFile], list[str], tuple]:
+    """Turn {relpath: stamp} below a dataset root into image files and ignored entries.
+
+    ``require_train=False`` (scoring data a model was not trained on) also accepts a root with
+    only test/, and a plain folder of REAL/ and FAKE/ images."""
     files: list[SourceFile] = []
     ignored: list[str] = []
     # split and class folders present, by lower-case name -> actual name
@@ -136,9 +158,16 @@ def _classify(entries: dict[str, tuple], where: str) -> tuple[list[SourceFile], 
             files.append(SourceFile(parts[0].lower(), CLASS_IDS[parts[1].upper()], rel, stamp))
         elif rel != SYNTHETIC_MARKER:
             ignored.append(rel)
-    if "train" not in split_dirs:
+    if not split_dirs and not require_train:
+        plain = _classify_plain(entries)
+        if plain is not None:
+            if not plain[0]:
+                raise DataError(f"{where}: REAL/ and FAKE/ hold no images ({', '.join(IMAGE_SUFFIXES)})")
+            return plain
+    if "train" not in split_dirs and (require_train or "test" not in split_dirs):
         top = sorted({r.split("/")[0] for r in entries})
-        raise DataError(f"no train/ folder in {where} (found: {', '.join(top[:10]) or 'nothing'}); {LAYOUT_HINT}")
+        wanted = "no train/ folder" if require_train else "no train/ or test/ folder and no REAL/ and FAKE/ folders"
+        raise DataError(f"{wanted} in {where} (found: {', '.join(top[:10]) or 'nothing'}); {LAYOUT_HINT}")
     splits = tuple(s for s in SPLITS if s in split_dirs)
     per_class = Counter((f.split, f.label) for f in files)
     for split in splits:
@@ -165,7 +194,7 @@ def _has_train(names) -> bool:
     return any(n.lower() == "train" for n in names)
 
 
-def _open_dir(path: Path) -> Source:
+def _open_dir(path: Path, require_train: bool = True) -> Source:
     root = path
     if not _has_train(p.name for p in path.iterdir() if p.is_dir()):
         # one folder down: <path>/<something>/train/...
@@ -186,12 +215,12 @@ def _open_dir(path: Path) -> Source:
             st = os.stat(os.path.join(dirpath, name))
             entries[rel] = (st.st_size, st.st_mtime_ns)
     synthetic = SYNTHETIC_MARKER in entries
-    files, ignored, splits = _classify(entries, str(root))
+    files, ignored, splits = _classify(entries, str(root), require_train)
     prefix = "" if root == path else root.name + "/"
     return Source("dir", str(path), prefix, files, ignored, synthetic, splits)
 
 
-def _open_zip(path: Path) -> Source:
+def _open_zip(path: Path, require_train: bool = True) -> Source:
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
@@ -216,7 +245,7 @@ def _open_zip(path: Path) -> Source:
             continue
         entries[info.filename[len(prefix) :]] = (info.file_size, info.CRC)
     synthetic = SYNTHETIC_MARKER in entries
-    files, ignored, splits = _classify(entries, f"{path}:{prefix}" if prefix else str(path))
+    files, ignored, splits = _classify(entries, f"{path}:{prefix}" if prefix else str(path), require_train)
     return Source("zip", str(path), prefix, files, sorted(ignored + outside), synthetic, splits)
 
 
@@ -244,13 +273,16 @@ def zip_directory_digest(path: str | os.PathLike) -> str | None:
         return None
 
 
-def open_source(path: str | os.PathLike) -> Source:
-    """Locate the CIFAKE layout at ``path`` (folder or zip); raise DataError if it is not there."""
+def open_source(path: str | os.PathLike, require_train: bool = True) -> Source:
+    """Locate the CIFAKE layout at ``path`` (folder or zip); raise DataError if it is not there.
+
+    With ``require_train=False`` a root with only test/, or a plain folder of REAL/ and FAKE/
+    images (all scored as split "test"), is accepted too."""
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"data not found: {p} does not exist; {LAYOUT_HINT}")
     if p.is_dir():
-        return _open_dir(p)
+        return _open_dir(p, require_train)
     if zipfile.is_zipfile(p) or p.suffix.lower() == ".zip":
-        return _open_zip(p)
+        return _open_zip(p, require_train)
     raise DataError(f"{p} is neither a folder nor a zip file; {LAYOUT_HINT}")

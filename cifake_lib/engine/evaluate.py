@@ -3,7 +3,8 @@ written as predictions.csv, logits.npy and metrics.json (stable interfaces).
 
 ``predictions.csv`` columns: ``path``, ``label`` (1 = FAKE), ``category``, ``p_fake``, ``pred``.
 ``metrics.json`` top-level keys: ``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
-``threshold``, ``n``, ``confusion`` (``tp``, ``tn``, ``fp``, ``fn``), plus ``ci95`` (bootstrap),
+``threshold``, ``n``, ``confusion`` (``tp``, ``tn``, ``fp``, ``fn``), plus ``average_precision``,
+``tpr_at_fpr`` (``"0.01"``, ``"0.001"``), ``ci95`` (bootstrap),
 ``per_category``, ``leak_free`` (when test images duplicate training images), ``split``,
 ``test_source``, ``synthetic`` and ``provenance``.
 """
@@ -27,21 +28,26 @@ from ..provenance import provenance
 from .checkpoint import load_run_model, run_config
 from .config import TrainConfig
 from .inference import p_fake, predict_array
-from .metrics import METRICS, binary_metrics, bootstrap_ci, choose_threshold
+from .metrics import METRICS, binary_metrics, bootstrap_ci, choose_threshold, proportion_ci, ranking_metrics
 from .runtime import resolve_device
 
 PREDICTION_COLUMNS = ["path", "label", "category", "p_fake", "pred"]
+SEEN_HASHES = "seen_hashes.npy"  # in a run folder: sha256 of every training and validation image
 
 
 def per_category_accuracy(labels: np.ndarray, categories: np.ndarray, pred: np.ndarray) -> dict:
-    """{category: {"n", "accuracy", "REAL_accuracy", "FAKE_accuracy"}} for CIFAR-10 categories."""
+    """{category: {"n", "accuracy", "accuracy_ci95", "REAL_accuracy", "FAKE_accuracy", ..._ci95}}
+    for CIFAR-10 categories, with Wilson 95% intervals."""
     out = {}
     for c in sorted(set(categories.tolist())):
         m = categories == c
-        row = {"n": int(m.sum()), "accuracy": float((pred[m] == labels[m]).mean())}
+        right = int((pred[m] == labels[m]).sum())
+        row = {"n": int(m.sum()), "accuracy": right / int(m.sum()), "accuracy_ci95": proportion_ci(right, int(m.sum()))}
         for cls, name in CLASS_NAMES.items():
             mc = m & (labels == cls)
-            row[f"{name}_accuracy"] = float((pred[mc] == cls).mean()) if mc.any() else None
+            k = int((pred[mc] == cls).sum())
+            row[f"{name}_accuracy"] = k / int(mc.sum()) if mc.any() else None
+            row[f"{name}_accuracy_ci95"] = proportion_ci(k, int(mc.sum())) if mc.any() else None
         out[category_name(c)] = row
     return out
 
@@ -51,6 +57,7 @@ def metrics_report(labels, p_fake, categories=None, threshold: float = 0.5, n_bo
     labels = np.asarray(labels)
     p_fake = np.asarray(p_fake)
     rep = binary_metrics(labels, p_fake, threshold)
+    rep.update(ranking_metrics(labels, p_fake))
     rep["ci95"] = bootstrap_ci(labels, p_fake, threshold, n_boot=n_boot, seed=seed)
     rep["confusion_fractions"] = {k: v / rep["n"] for k, v in rep["confusion"].items()}
     if categories is not None:
@@ -81,12 +88,14 @@ def evaluate_model(
 ) -> Evaluation:
     """Score ``best.pt`` of a run on one split of ``data``.
 
-    ``threshold`` is a number, or ``"val"`` to use the threshold maximising Youden's J on the
-    run's validation split.
+    On the data the run was trained on, ``split`` is a part of the run's split manifest
+    (``test`` or ``val``). On any other labelled data (another copy of CIFAKE with its official
+    test/, another generator's images, a plain REAL/ FAKE/ folder) no manifest is needed:
+    ``split`` names the source's own ``test`` or ``train`` images. Either way ``leak_free``
+    counts the scored images whose bytes the run saw in training or validation. ``threshold``
+    is a number, or ``"val"`` for the threshold maximising Youden's J on the run's validation split.
     """
     run_dir = Path(run_dir)
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     if threshold != "val" and (not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1):
         raise ValueError(f"threshold must be a number in [0, 1] or 'val', got {threshold!r}")
     dev = resolve_device(device)
@@ -94,8 +103,12 @@ def evaluate_model(
     cfg = run_config(ckpt)
     if data.image_size != ckpt.get("data_image_size", data.image_size):
         raise ValueError(f"the run was trained on {ckpt['data_image_size']}px data, this data is {data.image_size}px")
-    splits = splits if splits is not None else load_manifest(run_dir / "splits.json", data)
-    idx = splits.part(split)
+    own = ckpt["data"]["fingerprint"] == data.fingerprint
+    if own:
+        splits = splits if splits is not None else load_manifest(run_dir / "splits.json", data)
+    elif threshold == "val":
+        raise ValueError("--threshold val needs the run's validation images: pass the data the run was trained on")
+    idx = rows_to_score(data, split, splits if own else None)
     if limit_per_class:
         idx = subset_per_class(data, idx, limit_per_class, np.random.default_rng(0))
     t0 = time.perf_counter()
@@ -110,16 +123,21 @@ def evaluate_model(
     rep.update(
         threshold_rule=rule,
         split=split,
-        test_source=splits.settings.get("test_source"),
         synthetic=bool(data.synthetic),
+        foreign_data=not own,
+        test_source=splits.settings.get("test_source") if own else f"{split} images of {data.source}",
         images_per_s=float(len(idx) / seconds) if seconds > 0 else None,
+        data={
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "converted": data.report.converted,
+            "unreadable": len(data.report.corrupt),
+            "unreadable_first": sorted(data.report.corrupt)[:20],
+        },
         **run_facts(run_dir, cfg, ckpt),
     )
-    rep.update(
-        leak_report(splits, idx, data.labels[idx], p, float(threshold), n_boot)
-        if split == "test"
-        else {"leak_free": None}
-    )
+    seen = np.isin(data.hashes[idx], seen_hashes(run_dir, data, splits if own else None))
+    rep.update(leak_report(seen, data.labels[idx], p, float(threshold), n_boot))
     rep["provenance"] = {
         **provenance(dev),
         "run": str(run_dir),
@@ -138,6 +156,32 @@ def evaluate_model(
     return Evaluation(rep, frame, logits.astype(np.float32))
 
 
+def rows_to_score(data: CifakeData, split: str, splits: Splits | None) -> np.ndarray:
+    """Rows of ``split``: a part of the run's manifest (own data), or the source's own split."""
+    if splits is not None:
+        if split not in ("test", "val"):
+            raise ValueError(f"on the run's own data, split must be 'test' or 'val', got {split!r}")
+        return splits.part(split)
+    if split == "val":
+        raise ValueError("split 'val' needs the data the run was trained on; on other data use 'test' or 'train'")
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' or 'train' on data the run was not trained on, got {split!r}")
+    idx = np.flatnonzero(data.splits == split)
+    if not len(idx):
+        raise ValueError(f"{data.source} has no {split}/ images (it has: {', '.join(data.counts())})")
+    return idx
+
+
+def seen_hashes(run_dir: Path, data: CifakeData, splits: Splits | None) -> np.ndarray:
+    """Content hashes (sha256 hex) of every image the run trained or validated on."""
+    path = run_dir / SEEN_HASHES
+    if path.exists():
+        return np.load(path).astype(str)
+    if splits is not None:  # a run written before seen_hashes.npy existed, scored on its own data
+        return data.hashes[np.concatenate([splits.train, splits.val])]
+    return np.array([], dtype=str)
+
+
 def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     """What the report needs to know about the run that made the predictions."""
     manifest = run_dir / "splits.json"
@@ -151,13 +195,12 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     }
 
 
-def leak_report(
-    splits: Splits, idx: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: float, n_boot: int
-) -> dict:
-    """Metrics without the test images whose bytes are also in train or val (None when none are)."""
-    keep = np.isin(idx, splits.test_leak_free)
-    out = {"leak_free": None, "leaked_images_removed": int((~keep).sum())}
-    if not keep.all() and keep.any():
+def leak_report(seen: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: float, n_boot: int) -> dict:
+    """How many scored images the run saw in training or validation, and the metrics without them
+    (None when there are none to remove, or nothing would be left)."""
+    keep = ~seen
+    out = {"leak_free": None, "leaked_images_removed": int(seen.sum())}
+    if seen.any() and keep.any():
         out["leak_free"] = metrics_report(labels[keep], p[keep], None, threshold, n_boot=n_boot)
     return out
 

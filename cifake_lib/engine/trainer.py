@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -323,6 +324,9 @@ def write_run_start(run_dir: Path, cfg: TrainConfig, data: CifakeData, splits: S
     if env.info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_manifest(splits, data, run_dir / "splits.json")
+        # what evaluation on any other data checks for leaks: the bytes this run learns from
+        seen = np.unique(data.hashes[np.concatenate([splits.train, splits.val])]).astype("S64")
+        atomic_write(run_dir / "seen_hashes.npy", lambda fh: np.save(fh, seen))
         write_json(run_dir / "config.json", run_info)
     return run_info
 

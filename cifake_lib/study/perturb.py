@@ -116,6 +116,8 @@ PERTURBATIONS: list[tuple[str, str, Callable[[np.ndarray], np.ndarray]]] = [
 
 
 def _scores(y: np.ndarray, p: np.ndarray, t: float) -> dict:
+    if np.isnan(t):
+        return {"accuracy": float("nan"), "fake_recall": float("nan")}
     pred = (p >= t).astype(int)
     fake = y == 1
     return {
@@ -132,13 +134,14 @@ def robustness_table(
     runs: dict,
     data: CifakeData,
     idx: np.ndarray,
-    val_idx: np.ndarray,
+    val_idx: np.ndarray | None,
     device: str = "auto",
     perturbations=PERTURBATIONS,
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per (model, perturbation, strength): AUC, accuracy and FAKE recall at 0.5 and at
-    the validation threshold. ``runs`` maps a display name to a run folder."""
+    the validation threshold. ``runs`` maps a display name to a run folder. Without validation
+    rows (``val_idx=None``: data the runs were not trained on) the @val columns are NaN."""
     dev = resolve_device(device)
     y = data.labels[idx]
     clean = data.images[idx]
@@ -147,7 +150,11 @@ def robustness_table(
     for name, run in runs.items():
         model, ckpt = load_run_model(run, "best", dev)
         cfg = run_config(ckpt)
-        t_val = choose_threshold(data.labels[val_idx], _p_fake(model, data.images[val_idx], cfg, dev))
+        t_val = (
+            choose_threshold(data.labels[val_idx], _p_fake(model, data.images[val_idx], cfg, dev))
+            if val_idx is not None
+            else float("nan")
+        )
         for kind, strength, fn in tqdm(perturbations, desc=f"robustness {name}", disable=not progress, leave=False):
             key = (kind, strength)
             if key not in perturbed:
