@@ -224,6 +224,14 @@ def headline_table(summary: dict | None, synthetic: bool) -> str:
         if paper:
             cells = "".join(f"<td>{paper[c]:.4f}</td>" if c != "auc" else "<td>not reported</td>" for c in cols)
             rows.append(f'<tr class="paper"><td>{display_name(model)} (paper)</td>{cells}<td>10,000</td></tr>')
+    for name, b in (summary.get("baselines") or {}).items():
+        cells = "".join(f"<td>{_fmt_ci(b, c)}</td>" if c in ("accuracy", "auc") else "<td>-</td>" for c in cols)
+        rows.append(f'<tr class="baseline"><td>baseline: {html.escape(name)}</td>{cells}<td>{b["n"]:,}</td></tr>')
+    for e in summary.get("extra") or []:
+        for model, m in e["metrics"].items():
+            cells = "".join(f"<td>{_fmt_ci(m, c)}</td>" for c in cols)
+            where = html.escape(e["source"].split("/")[-1]) + (" (small)" if e["small"] else "")
+            rows.append(f'<tr class="extra"><td>{display_name(model)} on {where}</td>{cells}<td>{m["n"]:,}</td></tr>')
     return f'<table class="cifake-headline">{head}{"".join(rows)}</table>'
 
 
@@ -316,6 +324,7 @@ body { font-family: "DejaVu Sans", Arial, sans-serif; }
 .cifake-headline td:first-child, .cifake-headline th:first-child, .cifake-toc td, .cifake-prov td
     { text-align: left; }
 .cifake-headline tr.paper td { color: #555; font-style: italic; }
+.cifake-headline tr.baseline td, .cifake-headline tr.extra td { color: #333; font-size: 10px; }
 .cifake-headline .ci { color: #666; font-size: 9.5px; }
 .cifake-conclusion { font-size: 11.5px; line-height: 1.35; padding-left: 18px; }
 .cifake-figures { display: flex; flex-wrap: wrap; gap: 8px; }

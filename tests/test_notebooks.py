@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -94,7 +95,9 @@ def test_source_notebooks_follow_the_conventions():
             code = line.split("#")[0].strip()
             if code:  # NAME = literal
                 lhs, rhs = (s.strip() for s in code.split("=", 1))
-                assert lhs.isupper() and rhs[0] in "\"'0123456789-TFN", line
+                value = ast.literal_eval(rhs)  # literals only: no names, calls or expressions
+                assert lhs.isupper() and isinstance(value, (int, float, str, bool, type(None), list)), line
+                assert not isinstance(value, list) or all(isinstance(v, str) for v in value), line
         assert "notebook.setup(" in nb.cells[2].source
         for c in nb.cells:
             if c.cell_type == "code":
@@ -331,8 +334,54 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     assert twin is not None and (study.layout.run_dir("resnet18", tag="scratch") / "best.pt").exists()
     cnn = notebook.setup("04_train_custom_cnn", {**base, **train, "MODEL": "custom_cnn"})
     training.train_seeds(cnn, cnn.train_config())
-    ev = notebook.setup("05_comparative_evaluation", {**base, "EVAL_LIMIT_PER_CLASS": None})
+    ev = notebook.setup("05_comparative_evaluation", {**base, "EVAL_LIMIT_PER_CLASS": None, "EXTRA_TEST_DATA": []})
     result = evaluation.evaluate_stage(ev, n_boot=50)
     assert result["scratch"] is not None and result["scratch"]["mcnemar"]["n"] == result["reports"]["resnet18"]["n"]
     assert any("from scratch reaches accuracy" in s for s in result["summary"]["conclusion"])
     assert list(evaluation.scratch_table(result).index) == ["pretrained", "from scratch"]
+
+
+def test_05_scores_extra_data_baselines_and_the_difference(smoke_report, tmp_path):
+    """05 with EXTRA_TEST_DATA: a plain REAL/ FAKE/ folder of mixed sizes becomes extra rows; the
+    simple baselines and the paired difference are computed on the networks' own test images."""
+    import shutil
+
+    from PIL import Image
+
+    from cifake_lib.study.baselines import BASELINES
+    from cifake_lib.study.stages import evaluation
+
+    out = tmp_path / "out"
+    shutil.copytree(smoke_report["work"], out, ignore=shutil.ignore_patterns("evaluation"))
+    photos = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for cls in ("REAL", "FAKE"):
+        for i, size in enumerate([(40, 30), (64, 64), (300, 200)]):
+            (photos / cls).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(photos / cls / f"{i}.png")
+    params = {
+        "DATA": str(smoke_report["data"]),
+        "PROFILE": "smoke",
+        "OUT": str(out),
+        "SEED": 0,
+        "EVAL_LIMIT_PER_CLASS": None,
+        "EXTRA_TEST_DATA": [str(photos)],
+    }
+    result = evaluation.evaluate_stage(notebook.setup("05_comparative_evaluation", params), n_boot=50)
+    (extra,) = result["extra"]
+    assert extra["n"] == 6 and extra["small"] and set(extra["metrics"]) == {"resnet18", "custom_cnn"}
+    assert len(evaluation.extra_data_table(result)) == 2
+    n = result["reports"]["custom_cnn"]["n"]
+    assert set(result["baselines"]) == {b.name for b in BASELINES}
+    assert all(b["n"] == n and 0 <= b["accuracy"] <= 1 for b in result["baselines"].values())
+    assert len(evaluation.baselines_table(result)) == 2 + len(result["baselines"])
+    d = result["difference"]["accuracy"]
+    a, b = (result["reports"][m]["accuracy"] for m in ("resnet18", "custom_cnn"))
+    assert d["difference"] == pytest.approx(a - b) and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())
+    assert summary["extra"][0]["n"] == 6 and summary["baselines"] and summary["difference"]
+    assert any(s.startswith("Simple features carry") for s in summary["conclusion"])
+    assert (
+        "average_precision" in summary["metrics"]["custom_cnn"]
+        and (out / "evaluation" / "extra0" / "resnet18").is_dir()
+    )

@@ -185,13 +185,24 @@ def seen_hashes(run_dir: Path, data: CifakeData, splits: Splits | None) -> np.nd
 def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     """What the report needs to know about the run that made the predictions."""
     manifest = run_dir / "splits.json"
-    train_images = json.loads(manifest.read_text())["sizes"]["train"]["total"] if manifest.exists() else None
+    doc = json.loads(manifest.read_text()) if manifest.exists() else None
+    config = run_dir / "config.json"
+    amp = json.loads(config.read_text()).get("amp") if config.exists() else None
+    device = str((ckpt.get("provenance") or {}).get("device", ""))
+    arithmetic = (
+        "bf16 autocast with TF32 matmuls"
+        if amp == "torch.bfloat16"
+        else "fp32" + (" (TF32 matmuls on CUDA)" if "cpu" not in device and device else "")
+    )
     return {
         "model": cfg.model,
         "pretrained": bool(cfg.pretrained),
         "input_size": int(cfg.input_size),
-        "train_images": train_images,
+        "train_images": doc["sizes"]["train"]["total"] if doc else None,
         "best_epoch": int(ckpt["epoch"]),
+        "batch_size": int(cfg.batch_size),
+        "val_fraction": doc["settings"].get("val_fraction") if doc else None,
+        "arithmetic": arithmetic,
     }
 
 

@@ -115,3 +115,45 @@ def normalization_table(raw: np.ndarray, normalized) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows).set_index(["stage", "channel"]).round(3)
+
+
+def train_rows(data: CifakeData) -> np.ndarray:
+    """Rows of the source's train split: exploration statistics never touch a test split."""
+    return np.flatnonzero(data.splits == "train")
+
+
+def colour_reading(stats: pd.DataFrame) -> list[str]:
+    """What the colour statistics show, in sentences built from the table beside them."""
+    real, fake = stats.loc["REAL"], stats.loc["FAKE"]
+    means = {c: fake[f"{c} mean"] - real[f"{c} mean"] for c in "RGB"}
+    darker = "darker" if sum(means.values()) < 0 else "brighter"
+    blue_yellow = lambda r: (r["R mean"] + r["G mean"]) / 2 - r["B mean"]  # noqa: E731 (a yellow-minus-blue index)
+    shift = blue_yellow(fake) - blue_yellow(real)
+    return [
+        f"On the training images, FAKE is {darker} than REAL on average: mean RGB ({fake['R mean']:.1f}, "
+        f"{fake['G mean']:.1f}, {fake['B mean']:.1f}) against ({real['R mean']:.1f}, {real['G mean']:.1f}, "
+        f"{real['B mean']:.1f}), differences of {means['R']:+.1f}, {means['G']:+.1f} and {means['B']:+.1f} levels.",
+        f"The yellow-minus-blue index ((R + G) / 2 - B) is {blue_yellow(fake):.1f} for FAKE and "
+        f"{blue_yellow(real):.1f} for REAL ({shift:+.1f}): FAKE is "
+        f"{'more yellow' if shift > 0 else 'more blue'} than REAL by that measure.",
+    ]
+
+
+def spectrum_reading(spectra: dict) -> list[str]:
+    """Where the FAKE and REAL mean log-amplitude spectra differ, by radial frequency band."""
+    diff = spectra["FAKE"] - spectra["REAL"]
+    h, w = diff.shape
+    yy, xx = np.indices((h, w))
+    r = np.hypot(yy - h // 2, xx - w // 2) / (min(h, w) / 2)
+    bands = {
+        "low (inner third)": r < 1 / 3,
+        "middle": (r >= 1 / 3) & (r < 2 / 3),
+        "high (outer band and corners)": r >= 2 / 3,
+    }
+    mean = {k: float(diff[m].mean()) for k, m in bands.items()}
+    strongest = max(mean, key=lambda k: abs(mean[k]))
+    parts = ", ".join(f"{k} {v:+.3f}" for k, v in mean.items())
+    return [
+        f"Mean log-amplitude of FAKE minus REAL by frequency band: {parts}; the largest difference is in the "
+        f"{strongest} frequencies."
+    ]

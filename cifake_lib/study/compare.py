@@ -43,6 +43,18 @@ def recipe_differences(model: str, rep: dict) -> list[str]:
     return out
 
 
+def recipe_unstated(rep: dict) -> list[str]:
+    """This run's choices where the paper states nothing (batch size, validation split, precision)."""
+    out = []
+    if rep.get("batch_size"):
+        out.append(f"batch size {rep['batch_size']}")
+    if rep.get("val_fraction"):
+        out.append(f"a {rep['val_fraction']:.0%} validation split carved from train")
+    if rep.get("arithmetic"):
+        out.append(rep["arithmetic"])
+    return out
+
+
 def metrics_from_confusion(c: dict) -> dict:
     """accuracy, precision, recall, F1 from confusion counts (AUC is not recoverable)."""
     tp, tn, fp, fn = c["tp"], c["tn"], c["fp"], c["fn"]
@@ -64,33 +76,68 @@ def paper_metrics(model: str) -> dict | None:
     return metrics_from_confusion(c) if c else None
 
 
-def comparison_table(reports: dict) -> pd.DataFrame:
-    """Rows: metrics; for each model, ours (with 95% CI) and the paper's value."""
+RATES = {  # confusion counts as rates, comparable between evaluation sets of any size and balance
+    "FAKE caught (TP / FAKE)": ("tp", "fn"),
+    "FAKE missed (FN / FAKE)": ("fn", "tp"),
+    "REAL passed (TN / REAL)": ("tn", "fp"),
+    "REAL flagged (FP / REAL)": ("fp", "tn"),
+}
+
+
+def confusion_rates(c: dict) -> dict:
+    return {name: c[a] / (c[a] + c[b]) if c[a] + c[b] else float("nan") for name, (a, b) in RATES.items()}
+
+
+def comparison_table(reports: dict, synthetic: bool = False) -> pd.DataFrame:
+    """Rows: metrics and confusion rates; for each model, ours (with 95% CI) and, on CIFAKE, the
+    paper's value. Rates, not counts: the paper's evaluation set (10,000 images, 4,957 FAKE and
+    5,043 REAL, as its confusion counts imply) is not ours."""
+    papers = {m: None if synthetic else paper_metrics(m) for m in reports}
     rows = []
     for m in METRICS:
         row = {"metric": m}
         for model, rep in reports.items():
-            name = display_name(model)
             lo, hi = rep["ci95"][m]
-            row[f"{name}: ours"] = f"{rep[m]:.4f} [{lo:.4f}, {hi:.4f}]"
-            paper = paper_metrics(model)
-            row[f"{name}: paper"] = "not reported" if paper is None or np.isnan(paper[m]) else f"{paper[m]:.4f}"
+            row[f"{display_name(model)}: ours"] = f"{rep[m]:.4f} [{lo:.4f}, {hi:.4f}]"
+            if not synthetic:
+                p = papers[model]
+                row[f"{display_name(model)}: paper"] = "not reported" if p is None or np.isnan(p[m]) else f"{p[m]:.4f}"
         rows.append(row)
-    for key in ("tp", "tn", "fp", "fn"):
-        row = {"metric": key.upper()}
+    for name in RATES:
+        row = {"metric": name}
         for model, rep in reports.items():
-            name = display_name(model)
-            row[f"{name}: ours"] = f"{rep['confusion'][key]:,}"
-            paper = paper_metrics(model)
-            row[f"{name}: paper"] = f"{paper['confusion'][key]:,}" if paper else "-"
+            row[f"{display_name(model)}: ours"] = f"{confusion_rates(rep['confusion'])[name]:.4f}"
+            if not synthetic:
+                p = papers[model]
+                row[f"{display_name(model)}: paper"] = f"{confusion_rates(p['confusion'])[name]:.4f}" if p else "-"
         rows.append(row)
-    row = {"metric": "n (test images)"}
+    row = {"metric": "images (FAKE / REAL)"}
     for model, rep in reports.items():
-        name = display_name(model)
-        row[f"{name}: ours"] = f"{rep['n']:,}"
-        row[f"{name}: paper"] = "10,000" if paper_metrics(model) else "-"
+        c = rep["confusion"]
+        row[f"{display_name(model)}: ours"] = f"{rep['n']:,} ({c['tp'] + c['fn']:,} / {c['tn'] + c['fp']:,})"
+        if not synthetic:
+            row[f"{display_name(model)}: paper"] = f"{PAPER_N:,} (4,957 / 5,043)" if papers[model] else "-"
     rows.append(row)
     return pd.DataFrame(rows).set_index("metric")
+
+
+def paper_notes() -> list[str]:
+    """What the paper's own numbers imply, computed from its confusion counts."""
+    r, c = (paper_metrics(m) for m in ("resnet18", "custom_cnn"))
+    fake = {m: PAPER_CONFUSION[m]["tp"] + PAPER_CONFUSION[m]["fn"] for m in PAPER_CONFUSION}
+    return [
+        f"The paper's confusion counts add up to {r['n']:,} images for both models, {fake['resnet18']:,} FAKE and "
+        f"{r['n'] - fake['resnet18']:,} REAL: not CIFAKE's balanced 20,000-image test split. Its reported validation "
+        f"accuracy equals the accuracy these counts give ({r['accuracy']:.2%} and {c['accuracy']:.2%}), so the "
+        "evaluation set may be the validation set that also picked the checkpoint. Rates are compared here, "
+        "not counts.",
+        f"The paper's conclusion credits ResNet-18 with the better recall, but its own counts give the custom CNN the "
+        f"higher recall ({c['recall']:.3f} against {r['recall']:.3f}); ResNet-18 is ahead on precision "
+        f"({r['precision']:.3f} against {c['precision']:.3f}) and accuracy.",
+        "The custom CNN here is this project's reading of the paper's description: the paper names 3x3 convolutions "
+        "with ReLU and max-pooling followed by dense layers; the widths (32, 64, 128), the adaptive max-pool, the "
+        "2,048-256-2 head and dropout 0.3 are this project's choices.",
+    ]
 
 
 def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> list[str]:
@@ -166,6 +213,9 @@ def paper_sentence(model: str, rep: dict) -> str | None:
         if differs
         else ""
     )
+    unstated = recipe_unstated(rep)
+    if unstated:
+        caveat += " Choices the paper leaves open: " + "; ".join(unstated) + "."
     return (
         f"{display_name(model)}: accuracy {rep['accuracy']:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
         f"{paper['accuracy']:.2%}: a difference of {d['difference'] * 100:+.2f} percentage points (95% CI "

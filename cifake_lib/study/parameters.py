@@ -53,6 +53,9 @@ PARAMETERS: dict[str, Parameter] = {
         (bool,), True, "also train from scratch when pretrained, to test the paper's hypothesis"
     ),
     "VAL_FRACTION": Parameter((float,), 0.1, "share of train used for validation"),
+    "EXTRA_TEST_DATA": Parameter(
+        (list,), [], "more labelled data to score (paths: CIFAKE layout, test/ only, or REAL/ + FAKE/ folders)"
+    ),
     "EVAL_LIMIT_PER_CLASS": Parameter(
         (int, NONE), None, "test images per class; None: profile (all; 300 for smoke), 0: all"
     ),
@@ -64,7 +67,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "02_preprocessing": _COMMON + ("IMAGE_SIZE", "VAL_FRACTION"),
     "03_train_resnet18": _COMMON + _TRAIN + ("PRETRAINED", "WEIGHTS", "COMPARE_SCRATCH"),
     "04_train_custom_cnn": _COMMON + _TRAIN,
-    "05_comparative_evaluation": _COMMON + ("EVAL_LIMIT_PER_CLASS",),
+    "05_comparative_evaluation": _COMMON + ("EVAL_LIMIT_PER_CLASS", "EXTRA_TEST_DATA"),
     "06_explainability": _COMMON,
     "07_robustness": _COMMON + ("EVAL_LIMIT_PER_CLASS",),
 }
@@ -94,6 +97,8 @@ def collect(stage: str, namespace: dict) -> dict:
             raise ConfigError(f"{name}={value!r}: expected {spec.comment}")
         if not isinstance(value, spec.types):
             raise ConfigError(f"{name}={value!r} has type {type(value).__name__}: expected {spec.comment}")
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name}={value!r}: expected a list of paths (strings)")
     if stage in NOTEBOOK_MODELS and given["MODEL"] not in NOTEBOOK_MODELS[stage]:
         raise ConfigError(f"MODEL={given['MODEL']!r}: this notebook trains {' or '.join(NOTEBOOK_MODELS[stage])}")
     return given

@@ -14,71 +14,149 @@ from ...engine.metrics import (
     fit_temperature,
     logit_margin,
     mcnemar_test,
+    paired_bootstrap_difference,
     reliability_bins,
 )
+from ..baselines import fit_baselines, shortcut_sentence
 from ..compare import PAPER_CONFUSION, comparison_table, conclusion, display_name
+from ..compare import paper_notes as compare_paper_notes
 from ..layout import StudyError
 from ..notebook import Study
 
 MODELS_COMPARED = ("resnet18", "custom_cnn")
-RUN_FACTS = ("input_size", "pretrained", "train_images", "best_epoch")  # what ran, for the report's front
+RUN_FACTS = (
+    "input_size",
+    "pretrained",
+    "train_images",
+    "best_epoch",
+    "batch_size",
+    "val_fraction",
+    "arithmetic",
+)  # what ran, for the report's front
+SUMMARY_KEYS = (*METRICS, "n", "confusion", "ci95", "average_precision", "tpr_at_fpr")
+SMALL_EXTRA = 2_000  # fewer scored images than this: the extra row gets a caveat
 
 
 def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> dict:
-    """Score every model's best checkpoint on the same test images; McNemar between the first two;
-    every seed run; the from-scratch ResNet-18 when there is one; calibration before and after
-    temperature scaling fitted on validation. Writes each evaluation and OUT/evaluation/summary.json."""
+    """Score every model's best checkpoint on the same test images; McNemar and a paired bootstrap
+    difference between the first two; every seed run; the from-scratch ResNet-18 when there is
+    one; calibration before and after temperature scaling fitted on validation; simple baselines
+    on the same images; every EXTRA_TEST_DATA set. Writes each evaluation and summary.json."""
     data, splits = study.load_data(), study.load_splits()
     seeds = {m: _evaluate_seeds(study, m, data, splits, n_boot) for m in models}
     main = {m: runs[0] for m, runs in seeds.items()}
-    reports = {m: ev.metrics for m, ev in main.items()}
-    preds = {m: ev.predictions for m, ev in main.items()}
-    scratch = _scratch_comparison(study, models, main, data, splits, n_boot)
-    mc = _mcnemar(preds[models[0]], preds[models[1]]) if len(models) >= 2 else None
-    calibration = {m: _calibration(study, m, ev, data, splits) for m, ev in main.items()}
-    seed_stats = seed_statistics(seeds)
-    seed_mcnemar = (
+    r = {
+        "reports": {m: ev.metrics for m, ev in main.items()},
+        "predictions": {m: ev.predictions for m, ev in main.items()},
+        "seeds": seeds,
+        "seed_stats": seed_statistics(seeds),
+    }
+    pair = models[:2] if len(models) >= 2 else None
+    r["scratch"] = _scratch_comparison(study, models, main, data, splits, n_boot)
+    r["mcnemar"] = _mcnemar(*(r["predictions"][m] for m in pair)) if pair else None
+    r["difference"] = _difference(main[pair[0]], main[pair[1]], n_boot) if pair else None
+    r["seed_mcnemar"] = (
         [
             {"seed_run": i, **_mcnemar(a.predictions, b.predictions)}
-            for i, (a, b) in enumerate(zip(seeds[models[0]], seeds[models[1]]))
+            for i, (a, b) in enumerate(zip(*(seeds[m] for m in pair)))
         ]
-        if len(models) >= 2
+        if pair
         else []
     )
-    summary = {
+    r["calibration"] = {m: _calibration(study, m, ev, data, splits) for m, ev in main.items()}
+    r["baselines"] = _baselines(study, data, main[models[-1]], n_boot)
+    r["extra"] = [
+        _extra_data(study, i, p, models, n_boot) for i, p in enumerate(study.params.get("EXTRA_TEST_DATA", []))
+    ]
+    r["summary"] = _summary(study, data, splits, r)
+    write_json(study.layout.summary_path, r["summary"])
+    return r
+
+
+def _summary(study: Study, data, splits, r: dict) -> dict:
+    reports, scratch, synthetic = r["reports"], r["scratch"], bool(data.synthetic)
+    sentences = conclusion(reports, r["mcnemar"], synthetic=synthetic)
+    sentences += extra_sentences(r["seed_stats"], scratch, r["calibration"])
+    if r["difference"] and not synthetic:
+        sentences.append(difference_sentence(r["difference"], list(reports)))
+    if r["baselines"]:
+        sentences.append(shortcut_sentence(r["baselines"], reports))
+    return {
         "profile": study.profile,
-        "synthetic": bool(data.synthetic),
+        "synthetic": synthetic,
         "data": data.provenance(),
         "test_source": splits.settings.get("test_source"),
         "eval_limit_per_class": study.eval_limit(),
-        "metrics": {m: {k: r[k] for k in (*METRICS, "n", "confusion", "ci95")} for m, r in reports.items()},
-        "runs": {m: {k: r.get(k) for k in RUN_FACTS} for m, r in reports.items()},
-        "mcnemar": mc,
-        "calibration": {m: {k: c[k] for k in ("temperature", "ece", "ece_scaled")} for m, c in calibration.items()},
-        "seeds": seed_stats,
-        "seed_mcnemar": seed_mcnemar,
+        "metrics": {m: {k: x[k] for k in SUMMARY_KEYS} for m, x in reports.items()},
+        "runs": {m: {k: x.get(k) for k in RUN_FACTS} for m, x in reports.items()},
+        "mcnemar": r["mcnemar"],
+        "difference": r["difference"],
+        "calibration": {
+            m: {k: c[k] for k in ("temperature", "ece", "ece_scaled")} for m, c in r["calibration"].items()
+        },
+        "seeds": r["seed_stats"],
+        "seed_mcnemar": r["seed_mcnemar"],
         "scratch": {
             "metrics": {k: scratch["report"][k] for k in ("accuracy", "auc", "n", "ci95")},
             "mcnemar_vs_pretrained": scratch["mcnemar"],
         }
         if scratch
         else None,
-        "conclusion": conclusion(reports, mc, synthetic=bool(data.synthetic))
-        + extra_sentences(seed_stats, scratch, calibration),
+        "baselines": {
+            n: {k: b[k] for k in (*SUMMARY_KEYS, "fit_seconds", "train_images", "converged")}
+            for n, b in r["baselines"].items()
+        },
+        "extra": [
+            {k: e[k] for k in ("path", "source", "fingerprint", "split", "n", "small", "metrics")} for e in r["extra"]
+        ],
+        "conclusion": sentences,
         "notes": study.notes,
     }
-    write_json(study.layout.summary_path, summary)
-    return {
-        "reports": reports,
-        "predictions": preds,
-        "mcnemar": mc,
-        "calibration": calibration,
-        "summary": summary,
-        "seeds": seeds,
-        "seed_stats": seed_stats,
-        "seed_mcnemar": seed_mcnemar,
-        "scratch": scratch,
-    }
+
+
+def _difference(a: Evaluation, b: Evaluation, n_boot: int) -> dict:
+    """Model A minus model B on the same images, with paired bootstrap 95% intervals."""
+    pa, pb = a.predictions, b.predictions
+    if list(pa["path"]) != list(pb["path"]):
+        raise StudyError("the models were not scored on the same images")
+    return paired_bootstrap_difference(pa["label"], pa["p_fake"], pb["p_fake"], n_boot=n_boot)
+
+
+def difference_sentence(d: dict, models: list[str]) -> str:
+    a, b = (display_name(m) for m in models)
+    acc, auc = d["accuracy"], d["auc"]
+    return (
+        f"{a} minus {b}: accuracy {acc['difference'] * 100:+.2f} percentage points (paired bootstrap 95% CI "
+        f"{acc['ci95'][0] * 100:+.2f} to {acc['ci95'][1] * 100:+.2f}), AUC {auc['difference']:+.4f} "
+        f"({auc['ci95'][0]:+.4f} to {auc['ci95'][1]:+.4f})."
+    )
+
+
+def _baselines(study: Study, data, reference: Evaluation, n_boot: int) -> dict:
+    """The simple baselines, fitted on the training images of ``reference``'s run and scored on
+    the images it was scored on."""
+    from ...data.splits import load_manifest
+
+    run = study.layout.require_run(reference.metrics["model"])
+    train = load_manifest(run / "splits.json", data).train
+    test = data.index_of(reference.predictions["path"].tolist())
+    return fit_baselines(data.images, data.labels, train, test, n_boot=n_boot)
+
+
+def _extra_data(study: Study, index: int, path: str, models, n_boot: int) -> dict:
+    """Each model's main run on labelled data it was not trained on (cross-source, cross-generator)."""
+    from ...data.dataset import load_cifake
+
+    extra = load_cifake(path, progress=False, require_train=False)
+    split = "test" if extra.has_test else "train"
+    out = {"path": str(path), "source": extra.source, "fingerprint": extra.fingerprint, "split": split, "metrics": {}}
+    for model in models:
+        ev = evaluate_model(study.layout.require_run(model), extra, split=split, n_boot=n_boot, progress=False)
+        write_evaluation(ev, study.layout.evaluation_dir(f"extra{index}/{model}"))
+        out["metrics"][model] = {k: ev.metrics[k] for k in (*SUMMARY_KEYS, "leaked_images_removed")}
+        out["n"] = ev.metrics["n"]
+    out["small"] = out["n"] < SMALL_EXTRA
+    return out
 
 
 def _evaluate(study: Study, run, name: str, data, splits, n_boot: int, split: str = "test") -> Evaluation:
@@ -203,7 +281,12 @@ def extra_sentences(seed_stats: dict, scratch: dict | None, calibration: dict) -
 
 
 def metrics_table(result: dict) -> pd.DataFrame:
-    return comparison_table(result["reports"])
+    return comparison_table(result["reports"], synthetic=result["summary"]["synthetic"])
+
+
+def paper_notes() -> list[str]:
+    """What the paper's own numbers imply (its evaluation set, its recall claim, the custom CNN)."""
+    return compare_paper_notes()
 
 
 def category_frame(result: dict) -> pd.DataFrame:
@@ -249,8 +332,8 @@ def confusion_panels(result: dict) -> dict:
     panels = {}
     for model, rep in result["reports"].items():
         panels[f"{display_name(model)} (ours, n={rep['n']:,})"] = rep["confusion"]
-        if model in PAPER_CONFUSION:
-            panels[f"{display_name(model)} (paper, n=10,000)"] = PAPER_CONFUSION[model]
+        if model in PAPER_CONFUSION and not result["summary"]["synthetic"]:  # demo numbers never beside the paper's
+            panels[f"{display_name(model)} (paper: 4,957 FAKE, 5,043 REAL)"] = PAPER_CONFUSION[model]
     return panels
 
 
@@ -298,3 +381,85 @@ def scratch_table(result: dict) -> pd.DataFrame:
     frame = pd.DataFrame(rows).set_index("run")
     frame.attrs["mcnemar_p"] = result["scratch"]["mcnemar"]["p_value"]
     return frame
+
+
+def _ci_cell(m: dict, key: str) -> str:
+    lo, hi = m["ci95"][key]
+    return f"{m[key]:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def baselines_table(result: dict) -> pd.DataFrame:
+    """The simple baselines beside both networks, on the same test images, with 95% intervals."""
+    rows = [
+        {
+            "model": f"{display_name(m)} (network)",
+            "accuracy [95% CI]": _ci_cell(r, "accuracy"),
+            "AUC [95% CI]": _ci_cell(r, "auc"),
+            "training images": r.get("train_images"),
+            "fit time (s)": None,
+        }
+        for m, r in result["reports"].items()
+    ]
+    rows += [
+        {
+            "model": name,
+            "accuracy [95% CI]": _ci_cell(b, "accuracy"),
+            "AUC [95% CI]": _ci_cell(b, "auc"),
+            "training images": b["train_images"],
+            "fit time (s)": round(b["fit_seconds"], 1),
+        }
+        for name, b in result["baselines"].items()
+    ]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def difference_table(result: dict) -> pd.DataFrame:
+    """Accuracy and AUC of the first network minus the second, with paired bootstrap intervals."""
+    d = result["difference"]
+    if d is None:
+        return pd.DataFrame({"note": ["one model only: no difference to report"]})
+    return pd.DataFrame(
+        [
+            {
+                "metric": k,
+                "difference": round(d[k]["difference"], 4),
+                "95% CI (paired bootstrap)": f"[{d[k]['ci95'][0]:+.4f}, {d[k]['ci95'][1]:+.4f}]",
+            }
+            for k in ("accuracy", "auc")
+        ]
+    ).set_index("metric")
+
+
+def extra_data_table(result: dict) -> pd.DataFrame:
+    """One row per EXTRA_TEST_DATA set and model (cross-source / cross-generator), with a caveat when small."""
+    if not result["extra"]:
+        return pd.DataFrame({"note": ["no EXTRA_TEST_DATA given: only the study's own test images were scored"]})
+    rows = []
+    for e in result["extra"]:
+        for m, r in e["metrics"].items():
+            rows.append(
+                {
+                    "data": e["source"],
+                    "split": e["split"],
+                    "model": display_name(m),
+                    "images": r["n"],
+                    "accuracy [95% CI]": _ci_cell(r, "accuracy"),
+                    "AUC [95% CI]": _ci_cell(r, "auc"),
+                    "seen in training": r["leaked_images_removed"],
+                    "caveat": f"small set (< {SMALL_EXTRA:,} images): wide intervals" if e["small"] else "",
+                }
+            )
+    return pd.DataFrame(rows).set_index(["data", "model"])
+
+
+def category_intervals(result: dict) -> pd.DataFrame:
+    """Per-category accuracy of each model and class with Wilson 95% intervals."""
+    cols = {}
+    for model, rep in result["reports"].items():
+        for cat, row in rep["per_category"].items():
+            for cls in ("REAL", "FAKE"):
+                acc, ci = row[f"{cls}_accuracy"], row.get(f"{cls}_accuracy_ci95")
+                cols.setdefault(f"{display_name(model)} {cls}", {})[cat] = (
+                    f"{acc:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if acc is not None and ci else "-"
+                )
+    return pd.DataFrame(cols)
