@@ -700,3 +700,62 @@ def test_a_root_with_only_test_is_scored(foreign, tmp_path):
     assert ev.metrics["n"] == len(list((other / "test").rglob("*.jpg")))
     with pytest.raises(DataError, match="no train/ folder"):
         load_cifake(only_test, progress=False)  # training data still needs train/
+
+
+def test_evaluation_scores_in_fp32_even_for_a_bf16_run():
+    """bf16 logits would tie and round the ROC; inference for evaluation runs in fp32."""
+    from cifake_lib.engine.inference import predict_array
+
+    cfg = TrainConfig(model="custom_cnn", amp="bf16", device="cpu")
+    model = build_model("custom_cnn").eval()
+    images = np.random.default_rng(0).integers(0, 256, (16, 3, 32, 32), dtype=np.uint8)
+    logits = predict_array(model, images, cfg, torch.device("cpu"), progress=False)
+    with torch.no_grad():
+        ref = model(Preprocessor(32)(torch.from_numpy(images)))
+    assert logits.dtype == np.float32
+    np.testing.assert_allclose(logits, ref.numpy(), rtol=1e-5, atol=1e-6)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = model(Preprocessor(32)(torch.from_numpy(images))).float()
+    assert not np.allclose(logits, rounded.numpy(), rtol=1e-5, atol=1e-6)  # what bf16 would have given
+
+
+def test_the_paper_is_described_as_its_numbers_imply():
+    from cifake_lib.study.compare import comparison_table, paper_notes, recipe_unstated
+
+    composition, recall, cnn = paper_notes()
+    assert "10,000 images" in composition and "4,957 FAKE and 5,043 REAL" in composition
+    assert "0.958 against 0.949" in recall  # the paper credits ResNet-18; its counts favour the CNN
+    assert "this project's reading" in cnn and "dropout 0.3" in cnn
+    ci = {m: [0.9, 0.92] for m in ("accuracy", "precision", "recall", "f1", "auc")}
+    rep = {
+        "accuracy": 0.91,
+        "precision": 0.9,
+        "recall": 0.92,
+        "f1": 0.91,
+        "auc": 0.95,
+        "n": 200,
+        "ci95": ci,
+        "confusion": {"tp": 92, "fn": 8, "tn": 90, "fp": 10},
+    }
+    table = comparison_table({"resnet18": rep})
+    assert table.loc["FAKE caught (TP / FAKE)", "ResNet-18: paper"] == f"{4703 / 4957:.4f}"  # rates, not counts
+    assert table.loc["images (FAKE / REAL)", "ResNet-18: paper"] == "10,000 (4,957 / 5,043)"
+    assert "ResNet-18: paper" not in comparison_table({"resnet18": rep}, synthetic=True).columns
+    assert recipe_unstated({"batch_size": 128, "val_fraction": 0.1, "arithmetic": "fp32"}) == [
+        "batch size 128",
+        "a 10% validation split carved from train",
+        "fp32",
+    ]
+
+
+def test_per_category_accuracy_has_wilson_intervals():
+    from cifake_lib.engine.evaluate import per_category_accuracy
+
+    labels = np.array([0, 0, 1, 1, 1, 0])
+    cats = np.array([3, 3, 3, 3, 5, 5])
+    pred = np.array([0, 1, 1, 1, 0, 0])
+    out = per_category_accuracy(labels, cats, pred)
+    cat = out["cat"]
+    assert cat["accuracy"] == 0.75 and cat["accuracy_ci95"][0] < 0.75 < cat["accuracy_ci95"][1]
+    assert cat["FAKE_accuracy"] == 1.0 and cat["FAKE_accuracy_ci95"][1] == pytest.approx(1.0)
+    assert out["dog"]["FAKE_accuracy"] == 0.0 and out["dog"]["REAL_accuracy_ci95"][0] > 0
