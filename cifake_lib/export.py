@@ -194,7 +194,7 @@ def abstract(meta: dict, summary: dict | None) -> str:
         f"{r['ci95']['accuracy'][1]:.2%}) and AUC {r['auc']:.4f}"
         for m, r in metrics.items()
     ]
-    parts.append(f"On {n:,} images of {where}, " + "; ".join(scores) + ".")
+    parts.append(f"On {n:,} test images ({where}), " + "; ".join(scores) + ".")
     mc = summary.get("mcnemar")
     if mc and not synthetic:
         parts.append(f"On the images where the two disagree, McNemar's exact test gives p = {mc['p_value']:.3g}.")
