@@ -168,38 +168,44 @@ def cmd_evaluate(args) -> int:
 PREDICT_COLUMNS = ("path", "p_fake", "label", "error")
 
 
-def cmd_predict(args) -> int:
+def _write_predictions(rows, fh, fmt: str) -> tuple[int, int]:
+    """Stream prediction rows to a text file as JSON lines or CSV; (rows written, failed files)."""
     import csv
-    import os
-    from pathlib import Path
 
+    writer = csv.DictWriter(fh, PREDICT_COLUMNS, restval="") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    n = failed = 0
+    for row in rows:
+        n, failed = n + 1, failed + ("error" in row)
+        if writer:
+            writer.writerow(row)
+        else:
+            fh.write(json.dumps(row) + "\n")
+        fh.flush()
+    return n, failed
+
+
+def cmd_predict(args) -> int:
+    import io
+
+    from .atomic import atomic_write
     from .engine.predict import predict_files
 
     rows = predict_files(args.run, args.paths, device=args.device, threshold=args.threshold)
-    out = Path(args.output) if args.output else None
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}") if out else None
-    fh = open(tmp, "w", newline="") if out else sys.stdout  # noqa: SIM115 (closed below)
-    failed = n = 0
-    try:
-        writer = csv.DictWriter(fh, PREDICT_COLUMNS, restval="") if args.format == "csv" else None
-        if writer:
-            writer.writeheader()
-        for row in rows:
-            failed += "error" in row
-            n += 1
-            if writer:
-                writer.writerow(row)
-            else:
-                fh.write(json.dumps(row) + "\n")
-            fh.flush()
-        if out:
-            fh.close()
-            os.replace(tmp, out)  # the output file appears only when complete
-            print(f"wrote {n:,} rows to {out}", file=sys.stderr)
-    finally:
-        if out:
-            fh.close()
-            tmp.unlink(missing_ok=True)
+    if not args.output:
+        n, failed = _write_predictions(rows, sys.stdout, args.format)
+    else:
+        counts = []
+
+        def write(binary):  # the output file appears only when complete (atomic_write)
+            text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+            counts.extend(_write_predictions(rows, text, args.format))
+            text.detach()  # leave the binary file to atomic_write, which syncs and renames it
+
+        atomic_write(args.output, write)
+        n, failed = counts
+        print(f"wrote {n:,} rows to {args.output}", file=sys.stderr)
     if failed:
         print(f"cifake predict: {failed} of {n} file(s) could not be read", file=sys.stderr)
     return 1 if failed else 0

@@ -82,6 +82,10 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         ) from None
     except Exception as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    return _checked(state, path)
+
+
+def _checked(state, path: Path) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise CheckpointError(f"{path} is not a cifake checkpoint (no format/model entries)")
     return state
@@ -91,9 +95,7 @@ def convert_checkpoint(path: str | os.PathLike) -> Path:
     """Rewrite a trusted older checkpoint as plain data (atomically, in place). This unpickles
     the file: run it only on files from a source you trust."""
     path = Path(path)
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
-        raise CheckpointError(f"{path} is not a cifake checkpoint (no format/model entries)")
+    state = _checked(torch.load(path, map_location="cpu", weights_only=False), path)
     return save_checkpoint(state, path)
 
 

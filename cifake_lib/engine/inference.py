@@ -64,10 +64,9 @@ def predict_array(
 ) -> np.ndarray:
     """float32 N x 2 logits for a uint8 N x 3 x H x W array, preprocessed as the run's training
     data was (no augmentation), computed in fp32."""
-    rt = make_runtime(cfg, device, augment=False)
     # scores in fp32 even where training used bf16 autocast: bf16 logits keep 8 bits of mantissa,
     # so many images would tie and the ROC curve, AUC and calibration would be read off rounded values
-    rt.amp_dtype = None
+    rt = make_runtime(cfg, device, augment=False, autocast=False)
     model = rt.place(model)
     t = torch.from_numpy(np.ascontiguousarray(images))
     if device.type == "cuda":

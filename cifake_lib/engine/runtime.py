@@ -130,9 +130,10 @@ class Runtime:
         return model
 
 
-def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = None) -> Runtime:
-    """The runtime of a run's config on ``device`` (bf16 and channels_last on CUDA unless set)."""
-    amp = cfg.amp
+def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = None, autocast: bool = True) -> Runtime:
+    """The runtime of a run's config on ``device`` (bf16 and channels_last on CUDA unless set);
+    ``autocast=False`` computes in fp32 whatever the config says."""
+    amp = cfg.amp if autocast else "off"
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"

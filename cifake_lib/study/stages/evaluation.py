@@ -116,9 +116,7 @@ def _summary(study: Study, data, splits, r: dict) -> dict:
 
 def _difference(a: Evaluation, b: Evaluation, n_boot: int) -> dict:
     """Model A minus model B on the same images, with paired bootstrap 95% intervals."""
-    pa, pb = a.predictions, b.predictions
-    if list(pa["path"]) != list(pb["path"]):
-        raise StudyError("the models were not scored on the same images")
+    pa, pb = _same_images(a.predictions, b.predictions)
     return paired_bootstrap_difference(pa["label"], pa["p_fake"], pb["p_fake"], n_boot=n_boot)
 
 
@@ -183,9 +181,15 @@ def _evaluate_seeds(study: Study, model: str, data, splits, n_boot: int) -> list
     ]
 
 
-def _mcnemar(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+def _same_images(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two prediction frames, after checking that they score the same images in the same order."""
     if list(a["path"]) != list(b["path"]):
         raise StudyError("the models were not scored on the same images")
+    return a, b
+
+
+def _mcnemar(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    a, b = _same_images(a, b)
     return mcnemar_test(a["label"], a["pred"], b["pred"])
 
 
