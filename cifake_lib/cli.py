@@ -96,6 +96,18 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_recipes(args) -> int:
+    from .engine.recipes import RECIPE_DESCRIPTIONS, recipe_config, recipe_table
+
+    models = [args.model] if args.model else None
+    for name, text in RECIPE_DESCRIPTIONS.items():
+        print(f"{name}: {text}")
+    print()
+    print(recipe_table(models))
+    recipe_config("paper", args.model or "custom_cnn")  # an unknown model fails with the choices
+    return 0
+
+
 def _load_data(path, strict: bool = False, to_score: bool = False):
     """The data of --data (or $CIFAKE_DATA). ``to_score``: data to score rather than to train on,
     so a root with only test/ or a plain REAL/ FAKE/ folder is accepted too."""
@@ -108,18 +120,26 @@ def _load_data(path, strict: bool = False, to_score: bool = False):
     return load_cifake(path, strict=strict, require_train=not to_score)
 
 
-def cmd_train(args) -> int:
-    from .data.splits import limit_parts, load_manifest, make_splits
-    from .engine.config import TrainConfig, cli_fields
-    from .engine.trainer import train_model
+def train_config(args):
+    """The TrainConfig of `cifake train`: the recipe's settings (--recipe, default paper), then the
+    profile's (--profile), then the options given explicitly."""
+    from .engine.config import cli_fields
+    from .engine.recipes import recipe_config
 
     values = {f.name: getattr(args, f.name) for f in cli_fields() if getattr(args, f.name) is not None}
+    recipe = values.pop("recipe", "paper")
     if args.profile:
         from .study.profiles import profile_config
 
-        cfg = profile_config(args.profile, **values)
-    else:
-        cfg = TrainConfig.from_dict(values)
+        return profile_config(args.profile, recipe=recipe, **values)
+    return recipe_config(recipe, **values)
+
+
+def cmd_train(args) -> int:
+    from .data.splits import limit_parts, load_manifest, make_splits
+    from .engine.trainer import train_model
+
+    cfg = train_config(args)
     data = _load_data(args.data)
     if args.splits:
         splits = load_manifest(args.splits, data)
@@ -127,7 +147,8 @@ def cmd_train(args) -> int:
         splits = make_splits(data, val_fraction=args.val_fraction, seed=args.split_seed, dedupe_train=args.dedupe_train)
     splits = limit_parts(splits, data, cfg.limit_per_class, seed=args.split_seed)
     print(
-        f"training {cfg.model} at {cfg.input_size}px on {len(splits.train):,} images "
+        f"training {cfg.model} ({cfg.recipe} recipe, {cfg.epochs} epochs) at {cfg.input_size}px "
+        f"on {len(splits.train):,} images "
         f"(validation {len(splits.val):,}; test part: {splits.test_source}) -> {args.out}"
     )
     result = train_model(cfg, data, splits, args.out, resume=args.resume, progress=not args.no_progress)
@@ -260,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_synth,
         _add_download,
         _add_models,
+        _add_recipes,
         _add_train,
         _add_evaluate,
         _add_predict,
@@ -333,7 +355,10 @@ def _add_models(sub) -> None:
 
 
 # option types of TrainConfig fields whose range the annotation does not tell
-_FIELD_TYPES = {"seed": int, "weight_decay": _non_negative_float}
+_FIELD_TYPES = {
+    "seed": int,
+    **dict.fromkeys(("weight_decay", "warmup_epochs", "label_smoothing", "ema_decay"), _non_negative_float),
+}
 
 
 def _add_config_option(p, f) -> None:
@@ -341,7 +366,7 @@ def _add_config_option(p, f) -> None:
     flag = "--" + f.name.replace("_", "-")
     meta = f.metadata
     if isinstance(f.default, bool):
-        p.add_argument(flag, action="store_true", default=None, help=meta["help"])
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=meta["help"])
     elif meta["choices"]:
         p.add_argument(flag, choices=meta["choices"], required=f.name == "model", help=meta["help"])
     elif f.name in _FIELD_TYPES:
@@ -354,6 +379,22 @@ def _add_config_option(p, f) -> None:
         p.add_argument(flag, help=meta["help"])
 
 
+def _add_recipes(sub) -> None:
+    from .engine.registry import MODELS
+
+    p = sub.add_parser(
+        "recipes",
+        help="show the named training recipes (paper, improved) and their settings per model",
+        description="Show the settings each named recipe gives each model: `cifake train --recipe NAME` "
+        "starts from them, and any option given explicitly overrides one. The paper recipe is the "
+        "paper's settings and nothing else; the improved one was chosen on validation accuracy "
+        "(benchmarks/ABLATION.md).",
+        epilog=EPILOG,
+    )
+    p.add_argument("--model", choices=list(MODELS), help="only this model")
+    p.set_defaults(func=cmd_recipes)
+
+
 def _add_train(sub) -> None:
     from .engine.config import cli_fields
     from .study.profiles import PROFILES
@@ -364,7 +405,9 @@ def _add_train(sub) -> None:
         description=(
             "Train a model on the train part of the splits, validating each epoch. Writes RUN_DIR/"
             "history.csv, last.pt (every epoch), best.pt (best validation metric), config.json, "
-            "splits.json. Defaults are the paper's recipe (Adam, lr 1e-3, cross-entropy, 10 epochs)."
+            "splits.json. Defaults are the paper's recipe (Adam, lr 1e-3, cross-entropy, 10 epochs); "
+            "--recipe improved starts from this project's improved recipe instead (`cifake recipes` "
+            "lists both), and any option given explicitly overrides the recipe."
         ),
         epilog=EPILOG,
     )

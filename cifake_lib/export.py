@@ -156,12 +156,15 @@ def what_ran(summary: dict) -> list[str]:
     from .study.compare import display_name
 
     out = []
-    for model, run in summary.get("runs", {}).items():
+    runs = [(m, r) for m, r in summary.get("runs", {}).items()]
+    runs += [(m, c["run"]) for m, c in (summary.get("recipes") or {}).items()]
+    for model, run in runs:
         start = "ImageNet-pretrained" if run.get("pretrained") else "trained from scratch"
         if model == "custom_cnn":
             start = "trained from scratch"
         images = f" on {run['train_images']:,} training images" if run.get("train_images") else ""
-        out.append(f"{display_name(model)} at {run['input_size']}x{run['input_size']} px, {start}{images}")
+        recipe = f", {run['recipe']} recipe ({run['epochs']} epochs)" if run.get("recipe") else ""
+        out.append(f"{display_name(model)} at {run['input_size']}x{run['input_size']} px, {start}{images}{recipe}")
     return out
 
 
@@ -195,6 +198,13 @@ def abstract(meta: dict, summary: dict | None) -> str:
         for m, r in metrics.items()
     ]
     parts.append(f"On {n:,} test images ({where}), " + "; ".join(scores) + ".")
+    for m, c in (summary.get("recipes") or {}).items():
+        r, d = c["metrics"], c["difference_vs_paper"]["accuracy"]
+        parts.append(
+            f"With the improved recipe, {display_name(m)} reached {r['accuracy']:.2%} (95% CI "
+            f"{r['ci95']['accuracy'][0]:.2%} to {r['ci95']['accuracy'][1]:.2%}), {d['difference'] * 100:+.2f} "
+            "percentage points against its paper-recipe run on the same images."
+        )
     mc = summary.get("mcnemar")
     if mc and not synthetic:
         parts.append(f"On the images where the two disagree, McNemar's exact test gives p = {mc['p_value']:.3g}.")
@@ -224,6 +234,11 @@ def headline_table(summary: dict | None, synthetic: bool) -> str:
         if paper:
             cells = "".join(f"<td>{paper[c]:.4f}</td>" if c != "auc" else "<td>not reported</td>" for c in cols)
             rows.append(f'<tr class="paper"><td>{display_name(model)} (paper)</td>{cells}<td>10,000</td></tr>')
+    for model, rec in (summary.get("recipes") or {}).items():
+        m = rec["metrics"]
+        cells = "".join(f"<td>{_fmt_ci(m, c)}</td>" for c in cols)
+        name = f"<b>{display_name(model)}</b>, improved recipe (ours)"
+        rows.append(f'<tr class="recipe"><td>{name}</td>{cells}<td>{m["n"]:,}</td></tr>')
     for name, b in (summary.get("baselines") or {}).items():
         cells = "".join(f"<td>{_fmt_ci(b, c)}</td>" if c in ("accuracy", "auc") else "<td>-</td>" for c in cols)
         rows.append(f'<tr class="baseline"><td>baseline: {html.escape(name)}</td>{cells}<td>{b["n"]:,}</td></tr>')

@@ -100,3 +100,13 @@ def test_cli_benchmark_prints_startup_against_the_floor(tmp_path):
     cases = json.loads((tmp_path / "c.json").read_text())["cases"]
     assert {"python -c pass (floor)", "cifake --help", "cifake audit /nonexistent"} <= set(cases)
     assert all(c["median_s"] > 0 for c in cases.values())
+
+
+def test_gpu_recipe_runs_smoke(tmp_path):
+    lines = _run([str(ROOT / "benchmarks/gpu_recipes.py"), "--smoke", "--out", str(tmp_path)], tmp_path)
+    result = json.loads((tmp_path / "gpu_recipes.json").read_text())
+    (row,) = result["runs"]
+    assert row["model"] == "resnet18_cifar" and row["recipe"] == "improved" and 0 <= row["accuracy"] <= 1
+    stored = json.loads((tmp_path / "resnet18_cifar_improved" / "config.json").read_text())["config"]
+    assert stored["recipe"] == "improved" and stored["image_size"] == 32 and stored["epochs"] == 1
+    assert any("improved" in line for line in lines)

@@ -61,8 +61,17 @@ def test_notebooks_write_what_later_stages_read(smoke_report):
         assert cal["temperature"] > 0 and 0 <= cal["ece"] <= 1 and 0 <= cal["ece_scaled"] <= 1
     # offline: no ImageNet weights, so the notes say the pretrained-vs-scratch test was not possible
     assert summary["scratch"] is None and any("could not be tested" in n for n in summary["notes"])
+    # the smoke profile, like cpu, also trains the custom CNN with the improved recipe; 05 compares
+    # the two recipes on the same images and 07 scores the improved run too
+    improved = json.loads((work / "runs" / "custom_cnn_improved" / "config.json").read_text())["config"]
+    assert improved["recipe"] == "improved" and improved["tta"] and improved["optimizer"] == "adamw"
+    assert json.loads((work / "runs" / "custom_cnn" / "config.json").read_text())["config"]["recipe"] == "paper"
+    assert not (work / "runs" / "resnet18_improved").exists()
+    rec = summary["recipes"]["custom_cnn"]
+    assert rec["metrics"]["n"] == 32 and rec["run"]["recipe"] == "improved" and rec["mcnemar_vs_paper"]["n"] == 32
+    assert set(summary["recipes"]) == {"custom_cnn"}
     rob = pd.read_csv(work / "evaluation" / "robustness.csv")
-    assert set(rob["model"]) == {"ResNet-18", "Custom CNN"} and len(rob) == 2 * 11
+    assert set(rob["model"]) == {"ResNet-18", "Custom CNN", "Custom CNN (improved recipe)"} and len(rob) == 3 * 11
     assert summary["conclusion"][0].startswith("These numbers come from SYNTHETIC demo data")
     # the conclusion quotes measured numbers, not fixed claims
     acc = summary["metrics"]["custom_cnn"]["accuracy"]
@@ -314,6 +323,7 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     base = {"DATA": str(data), "PROFILE": "smoke", "OUT": str(tmp_path / "out"), "SEED": 0}
     preprocessing.prepare_splits(notebook.setup("02_preprocessing", {**base, "IMAGE_SIZE": None, "VAL_FRACTION": 0.1}))
     train = {
+        "RECIPE": "paper",
         "EPOCHS": None,
         "IMAGE_SIZE": None,
         "BATCH_SIZE": None,

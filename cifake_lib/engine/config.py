@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from .registry import MODELS, default_image_size
 
 SCHEDULES = ("none", "cosine", "onecycle")
+OPTIMIZERS = ("adam", "adamw")
+RECIPES = ("paper", "improved")  # their settings: engine/recipes.py
 AMP_MODES = ("auto", "bf16", "off")
 SELECT_METRICS = ("val_accuracy", "val_loss", "val_auc", "val_f1")
 
@@ -29,17 +31,37 @@ def _setting(default, help: str, *, resume_may_change: bool = False, choices=Non
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run. Defaults are the paper's recipe."""
+    """Everything that defines a training run. Defaults are the paper's recipe
+    (``recipes.recipe_config("paper", model)`` is exactly ``TrainConfig(model=model)``)."""
 
     model: str = _setting("resnet18", "model name", choices=tuple(MODELS))
+    recipe: str = _setting(
+        "paper",
+        "named recipe whose defaults the run starts from (paper: Adam 1e-3, 10 epochs, nothing else; "
+        "improved: see `cifake recipes`); options given explicitly override them",
+        choices=RECIPES,
+    )
     image_size: int | None = _setting(None, "model input size in pixels (default: 224 resnet18, 32 the others)")
     epochs: int = _setting(10, "epochs (default 10); a resumed run may train more", resume_may_change=True)
     batch_size: int = _setting(128, "training batch size (default 128)")
     lr: float = _setting(1e-3, "learning rate (default 1e-3, Adam as in the paper)")
-    weight_decay: float = _setting(0.0, "Adam weight decay (default 0)")
+    optimizer: str = _setting("adam", "optimizer (default adam; adamw decouples the weight decay)", choices=OPTIMIZERS)
+    weight_decay: float = _setting(0.0, "weight decay (default 0)")
     backbone_lr_scale: float = _setting(1.0, "backbone lr = lr x this, in (0, 1] (fine-tuning; default 1)")
     schedule: str = _setting("none", "learning-rate schedule (default none)", choices=SCHEDULES)
-    augment: bool = _setting(False, "random flip + small translation on the device")
+    warmup_epochs: float = _setting(
+        0.0, "linear learning-rate warm-up before the cosine schedule, in epochs (default 0)"
+    )
+    augment: bool = _setting(False, "random flip + translation by up to 2 px, on the device")
+    label_smoothing: float = _setting(0.0, "label smoothing of the training loss, in [0, 0.5) (default 0)")
+    ema_decay: float = _setting(
+        0.0,
+        "validate and save an exponential moving average of the weights with this decay per step, "
+        "in [0, 1) (default 0: off)",
+    )
+    tta: bool = _setting(
+        False, "score each image as the mean logits of it and its mirror image (validation, evaluation, predict)"
+    )
     seed: int = _setting(0, "training seed: initialisation, batch order, dropout (default 0)")
     pretrained: bool = _setting(False, "start from ImageNet weights (resnet18)")
     weights: str | None = _setting(
@@ -76,6 +98,10 @@ class TrainConfig:
         for name, (ok, why) in self._checks().items():
             if not ok:
                 raise ConfigError(f"invalid {name}={getattr(self, name)!r}: {why}")
+        if self.schedule == "onecycle" and self.warmup_epochs:
+            raise ConfigError(
+                f"invalid warmup_epochs={self.warmup_epochs!r}: the onecycle schedule has its own warm-up"
+            )
         if self.model == "custom_cnn" and (self.pretrained or self.weights):
             raise ConfigError(f"invalid pretrained={self.pretrained!r}: custom_cnn has no pretrained weights")
         return self
@@ -104,6 +130,17 @@ class TrainConfig:
                 "must be in (0, 1]",
             ),
             "schedule": (self.schedule in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
+            "recipe": (self.recipe in RECIPES, f"choose one of {', '.join(RECIPES)}"),
+            "optimizer": (self.optimizer in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}"),
+            "warmup_epochs": (
+                number(self.warmup_epochs) and self.warmup_epochs >= 0 and self.warmup_epochs <= _num(self.epochs),
+                "must be >= 0 and at most the number of epochs",
+            ),
+            "label_smoothing": (
+                number(self.label_smoothing) and 0 <= self.label_smoothing < 0.5,
+                "must be in [0, 0.5)",
+            ),
+            "ema_decay": (number(self.ema_decay) and 0 <= self.ema_decay < 1, "must be in [0, 1)"),
             "amp": (self.amp in AMP_MODES, f"choose one of {', '.join(AMP_MODES)}"),
             "select_metric": (self.select_metric in SELECT_METRICS, f"choose one of {', '.join(SELECT_METRICS)}"),
             "limit_per_class": (whole(self.limit_per_class, 1, allow_none=True), "must be a positive integer or None"),
@@ -137,6 +174,11 @@ class TrainConfig:
             for f in fields(self)
             if not f.metadata["resume_may_change"] and stored.get(f.name) != getattr(self, f.name)
         ]
+
+
+def _num(v) -> float:
+    """v when it is a number, else -inf (so that a check comparing with it fails, not crashes)."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else float("-inf")
 
 
 # fields that TrainConfig had before the split settings moved to the split manifest

@@ -196,6 +196,9 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     )
     return {
         "model": cfg.model,
+        "recipe": cfg.recipe,
+        "epochs": int(cfg.epochs),
+        "tta": bool(cfg.tta),
         "pretrained": bool(cfg.pretrained),
         "input_size": int(cfg.input_size),
         "train_images": doc["sizes"]["train"]["total"] if doc else None,

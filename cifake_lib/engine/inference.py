@@ -28,7 +28,8 @@ def predict_logits(
     progress: bool = False,
     desc: str = "predict",
 ) -> torch.Tensor:
-    """float32 N x 2 logits for rows ``idx`` of a uint8 image tensor, in that order."""
+    """float32 N x 2 logits for rows ``idx`` of a uint8 image tensor, in that order (with the
+    runtime's flip test-time augmentation, when on)."""
     model.eval()
     out = []
     bar = tqdm(total=len(idx), desc=desc, unit="img", leave=False, disable=not progress)
@@ -36,7 +37,10 @@ def predict_logits(
         b = idx[start : start + batch_size]
         x = rt.prep(images[b], train=False)
         with rt.autocast():
-            out.append(model(x).float())
+            logits = model(x).float()
+            if rt.tta:  # the mean of the logits of the image and of its mirror image
+                logits = (logits + model(x.flip(-1)).float()) / 2
+        out.append(logits)
         bar.update(len(b))
     bar.close()
     return torch.cat(out) if out else torch.zeros(0, 2, device=rt.device)

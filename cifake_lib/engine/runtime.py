@@ -116,6 +116,7 @@ class Runtime:
     device: torch.device
     prep: Preprocessor
     amp_dtype: torch.dtype | None
+    tta: bool = False  # score an image as the mean logits of it and its mirror image
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -131,8 +132,9 @@ class Runtime:
 
 
 def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = None, autocast: bool = True) -> Runtime:
-    """The runtime of a run's config on ``device`` (bf16 and channels_last on CUDA unless set);
-    ``autocast=False`` computes in fp32 whatever the config says."""
+    """The runtime of a run's config on ``device`` (bf16 and channels_last on CUDA unless set,
+    flip test-time augmentation when the config says so); ``autocast=False`` computes in fp32
+    whatever the config says."""
     amp = cfg.amp if autocast else "off"
     if amp == "auto":
         amp = "bf16" if device.type == "cuda" else "off"
@@ -145,4 +147,4 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
         device=device,
         reuse_output=True,
     )
-    return Runtime(device, prep, torch.bfloat16 if amp == "bf16" else None)
+    return Runtime(device, prep, torch.bfloat16 if amp == "bf16" else None, tta=cfg.tta)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write, write_json
@@ -76,13 +77,19 @@ class Env:
 class RunState:
     """Everything that changes while training and goes into a checkpoint."""
 
-    model: nn.Module  # the plain model (raw_model): what is saved and validated
+    model: nn.Module  # the plain model (raw_model) that the optimizer trains
     optimizer: torch.optim.Optimizer
     scheduler: object | None
+    ema: AveragedModel | None = None  # moving average of the weights (ema_decay > 0)
     history: list[dict] = field(default_factory=list)
     best_metric: float | None = None
     best_epoch: int = 0
     start_epoch: int = 1
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What is validated and saved as the run's model: the EMA weights when there are any."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def train_model(
@@ -112,7 +119,7 @@ def train_model(
     for epoch in range(state.start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         row = {"epoch": epoch, **train_one_epoch(model, state, images, labels, train_idx, env, cfg, epoch)}
-        row.update(validate(state.model, images, labels, val_idx, env, cfg.eval_batch_size))
+        row.update(validate(state.eval_model, images, labels, val_idx, env, cfg.eval_batch_size))
         row["lr"] = float(state.optimizer.param_groups[-1]["lr"])
         row["epoch_time_s"] = time.perf_counter() - t0
         improved = record_epoch(state, row, cfg.select_metric)
@@ -150,12 +157,14 @@ def train_one_epoch(
         y = labels[b].to(env.device, non_blocking=True)
         with env.rt.autocast():
             logits = model(x)
-        loss = nn.functional.cross_entropy(logits.float(), y)
+        loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
         if state.scheduler is not None:
             state.scheduler.step()
+        if state.ema is not None:
+            state.ema.update_parameters(state.model)
         loss_sum += loss.detach() * len(b)
         probs.append(torch.softmax(logits.detach().float(), dim=1)[:, 1])
         ys.append(y)
@@ -265,13 +274,17 @@ def build_state(cfg: TrainConfig, ckpt: dict | None, steps: int, env: Env) -> Ru
     """Model (on the device), optimizer and scheduler, fresh or restored from ``ckpt``."""
     fresh = ckpt is None
     model = build_model(cfg.model, pretrained=cfg.pretrained and fresh, weights_path=cfg.weights if fresh else None)
-    if not fresh:
+    if not fresh and cfg.ema_decay == 0:
         model.load_state_dict(ckpt["model"])
     # on the device before the optimizer exists, so that restored optimizer state lands there too
     model = env.rt.place(model)
-    state = RunState(model, make_optimizer(cfg, model), None)
+    state = RunState(model, make_optimizer(cfg, model), None, make_ema(model, cfg.ema_decay))
     state.scheduler = make_scheduler(cfg, state.optimizer, steps)
     if not fresh:
+        if state.ema is not None:  # "model" holds the EMA weights, "raw_model" the trained ones
+            model.load_state_dict(ckpt["raw_model"])
+            state.ema.module.load_state_dict(ckpt["model"])
+            state.ema.n_averaged.fill_(ckpt["ema_updates"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
         if state.scheduler is not None and ckpt.get("scheduler") is not None:
             state.scheduler.load_state_dict(ckpt["scheduler"])
@@ -295,16 +308,59 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     groups = [{"params": head, "lr": cfg.lr, "name": "head"}]
     if backbone:
         groups.insert(0, {"params": backbone, "lr": cfg.lr * cfg.backbone_lr_scale, "name": "backbone"})
-    return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return optimizer(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(cfg: TrainConfig, opt, steps: int):
+    """Per-step learning-rate schedule (None: constant, the paper's)."""
     total = max(1, cfg.epochs * steps)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    warm = round(cfg.warmup_epochs * steps)
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total)
+    if warm:
+        return torch.optim.lr_scheduler.LambdaLR(opt, WarmupThen(warm, total, cfg.schedule == "cosine"))
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     return None
+
+
+@dataclass(frozen=True)
+class WarmupThen:
+    """lr factor at step t: linear warm-up over ``warm`` steps, then constant or a cosine decay to
+    zero at ``total`` (a picklable LambdaLR function)."""
+
+    warm: int
+    total: int
+    cosine: bool
+
+    def __call__(self, step: int) -> float:
+        if step < self.warm:
+            return (step + 1) / self.warm
+        if not self.cosine:
+            return 1.0
+        done = (step - self.warm) / max(1, self.total - self.warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+
+def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (None when decay is 0).
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates, so that the
+    average is not dominated by the random initial weights on short runs.
+    """
+    if decay == 0:
+        return None
+
+    @torch.no_grad()
+    def ema_update(averaged: list, current: list, n_averaged) -> None:
+        if not torch.is_floating_point(averaged[0]):  # integer buffers (BatchNorm's batch count)
+            torch._foreach_copy_(averaged, current)
+            return
+        n = float(n_averaged)
+        torch._foreach_lerp_(averaged, current, 1.0 - min(decay, (1 + n) / (10 + n)))
+
+    return AveragedModel(model, multi_avg_fn=ema_update, use_buffers=True)
 
 
 # ----------------------------------------------------------------------------- run files
@@ -346,7 +402,8 @@ def announce(env: Env, run_dir: Path, state: RunState, cfg: TrainConfig, data: C
 def checkpoint_dict(state: RunState, cfg: TrainConfig, data: CifakeData, splits: Splits, run_info: dict) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
-        "model": state.model.state_dict(),
+        "model": state.eval_model.state_dict(),  # what evaluation loads (the EMA weights when on)
+        **ema_entries(state),
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict() if state.scheduler is not None else None,
         "epoch": state.history[-1]["epoch"],
@@ -361,6 +418,13 @@ def checkpoint_dict(state: RunState, cfg: TrainConfig, data: CifakeData, splits:
         "history": state.history,
         "provenance": run_info["provenance"],
     }
+
+
+def ema_entries(state: RunState) -> dict:
+    """With an EMA, the trained weights and the number of averaged steps (to resume)."""
+    if state.ema is None:
+        return {}
+    return {"raw_model": state.model.state_dict(), "ema_updates": int(state.ema.n_averaged.item())}
 
 
 def save_epoch(run_dir: Path, ckpt: dict, improved: bool, history: list[dict]) -> None:

@@ -4,7 +4,8 @@ One object knows every path, so the notebook set-up, the stages and the report a
 
     OUT/audit.json                        01: the data audit
     OUT/splits.json                       02: the split manifest every later notebook uses
-    OUT/runs/<model>[_<tag>][_seed<i>]/   03/04: run folders (best.pt, history.csv, ...)
+    OUT/runs/<model>[_<tag>][_seed<i>]/   03/04: run folders (best.pt, history.csv, ...); tags:
+                                          improved (the improved recipe), scratch
     OUT/evaluation/<name>/                05: predictions.csv, logits.npy, metrics.json per run
     OUT/evaluation/summary.json           05: the headline numbers and the conclusion
     OUT/evaluation/robustness.csv         07: scores under perturbations
@@ -80,11 +81,11 @@ class StudyLayout:
             )
         return run
 
-    def seed_runs(self, model: str) -> list[Path]:
+    def seed_runs(self, model: str, tag: str = "") -> list[Path]:
         """Every finished seed run of a model (seed 0 first)."""
-        runs = [self.require_run(model)]
-        while (self.run_dir(model, len(runs)) / "best.pt").exists():
-            runs.append(self.run_dir(model, len(runs)))
+        runs = [self.require_run(model, tag=tag)]
+        while (self.run_dir(model, len(runs), tag) / "best.pt").exists():
+            runs.append(self.run_dir(model, len(runs), tag))
         return runs
 
     def require_predictions(self, model: str) -> Path:

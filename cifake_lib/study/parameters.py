@@ -25,6 +25,7 @@ class Parameter:
     default: object
     comment: str
     train_field: str | None = None  # the TrainConfig field this parameter sets, if any
+    choices: tuple | None = None  # the accepted values, when only a few are
 
 
 PARAMETERS: dict[str, Parameter] = {
@@ -33,15 +34,21 @@ PARAMETERS: dict[str, Parameter] = {
     "OUT": Parameter((str,), "", "study folder shared by notebooks 01-07; empty: report/work"),
     "SEED": Parameter((int,), 0, "seed of the splits and of the first training run"),
     "MODEL": Parameter((str,), "resnet18", "the model this notebook trains"),
-    "EPOCHS": Parameter((int, NONE), None, "None: the profile value (10 for cpu and paper)", "epochs"),
+    "EPOCHS": Parameter((int, NONE), None, "None: the recipe's (paper 10; improved: cifake recipes)", "epochs"),
     "IMAGE_SIZE": Parameter((int, NONE), None, "model input size in pixels; None: the profile's", "image_size"),
     "BATCH_SIZE": Parameter((int, NONE), None, "training batch size; None: the profile's", "batch_size"),
-    "LR": Parameter((float, int, NONE), None, "None: 1e-3, the Adam learning rate of the paper", "lr"),
+    "LR": Parameter((float, int, NONE), None, "None: the recipe's (paper: Adam 1e-3)", "lr"),
     "PRETRAINED": Parameter((bool, str), "auto", "True, False, or auto: ImageNet weights when available", "pretrained"),
     "WEIGHTS": Parameter(
         (str,), "", "local resnet18-f37072fd.pth for offline machines; empty: torch hub cache", "weights"
     ),
-    "AUGMENT": Parameter((bool,), False, "random flip + translation during training", "augment"),
+    "AUGMENT": Parameter((bool, NONE), None, "random flip + translation; None: the recipe's", "augment"),
+    "RECIPE": Parameter(
+        (str,),
+        "profile",
+        "profile: the profile's recipes (cpu: paper, plus improved for custom_cnn); paper; or both",
+        choices=("profile", "paper", "both"),
+    ),
     "LIMIT_PER_CLASS": Parameter(
         (int, NONE), None, "training images per class; None: profile, 0: all", "limit_per_class"
     ),
@@ -61,7 +68,18 @@ PARAMETERS: dict[str, Parameter] = {
     ),
 }
 _COMMON = ("DATA", "PROFILE", "OUT", "SEED")
-_TRAIN = ("MODEL", "EPOCHS", "IMAGE_SIZE", "BATCH_SIZE", "LR", "AUGMENT", "LIMIT_PER_CLASS", "RESUME", "SEEDS")
+_TRAIN = (
+    "MODEL",
+    "RECIPE",
+    "EPOCHS",
+    "IMAGE_SIZE",
+    "BATCH_SIZE",
+    "LR",
+    "AUGMENT",
+    "LIMIT_PER_CLASS",
+    "RESUME",
+    "SEEDS",
+)
 NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "01_data_exploration": _COMMON,
     "02_preprocessing": _COMMON + ("IMAGE_SIZE", "VAL_FRACTION"),
@@ -97,6 +115,8 @@ def collect(stage: str, namespace: dict) -> dict:
             raise ConfigError(f"{name}={value!r}: expected {spec.comment}")
         if not isinstance(value, spec.types):
             raise ConfigError(f"{name}={value!r} has type {type(value).__name__}: expected {spec.comment}")
+        if spec.choices and value not in spec.choices:
+            raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(repr, spec.choices))}")
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{name}={value!r}: expected a list of paths (strings)")
     if stage in NOTEBOOK_MODELS and given["MODEL"] not in NOTEBOOK_MODELS[stage]:

@@ -25,6 +25,8 @@ from ..notebook import Study
 
 MODELS_COMPARED = ("resnet18", "custom_cnn")
 RUN_FACTS = (
+    "recipe",
+    "epochs",
     "input_size",
     "pretrained",
     "train_images",
@@ -53,6 +55,7 @@ def evaluate_stage(study: Study, models=MODELS_COMPARED, n_boot: int = 1000) -> 
     }
     pair = models[:2] if len(models) >= 2 else None
     r["scratch"] = _scratch_comparison(study, models, main, data, splits, n_boot)
+    r["recipes"] = _recipe_comparison(study, models, main, data, splits, n_boot)
     r["mcnemar"] = _mcnemar(*(r["predictions"][m] for m in pair)) if pair else None
     r["difference"] = _difference(main[pair[0]], main[pair[1]], n_boot) if pair else None
     r["seed_mcnemar"] = (
@@ -77,6 +80,8 @@ def _summary(study: Study, data, splits, r: dict) -> dict:
     reports, scratch, synthetic = r["reports"], r["scratch"], bool(data.synthetic)
     sentences = conclusion(reports, r["mcnemar"], synthetic=synthetic)
     sentences += extra_sentences(r["seed_stats"], scratch, r["calibration"])
+    if not synthetic:
+        sentences += [recipe_sentence(m, c, reports[m]) for m, c in r["recipes"].items()]
     if r["difference"] and not synthetic:
         sentences.append(difference_sentence(r["difference"], list(reports)))
     if r["baselines"]:
@@ -102,6 +107,15 @@ def _summary(study: Study, data, splits, r: dict) -> dict:
         }
         if scratch
         else None,
+        "recipes": {
+            m: {
+                "metrics": {k: c["report"][k] for k in SUMMARY_KEYS},
+                "run": {k: c["report"].get(k) for k in RUN_FACTS},
+                "mcnemar_vs_paper": c["mcnemar"],
+                "difference_vs_paper": c["difference"],
+            }
+            for m, c in r["recipes"].items()
+        },
         "baselines": {
             n: {k: b[k] for k in (*SUMMARY_KEYS, "fit_seconds", "train_images", "converged")}
             for n, b in r["baselines"].items()
@@ -207,6 +221,69 @@ def _scratch_comparison(study: Study, models, main: dict, data, splits, n_boot: 
         return None
     ev = _evaluate(study, run, study.layout.run_name("resnet18", tag="scratch"), data, splits, n_boot)
     return {"report": ev.metrics, "mcnemar": _mcnemar(main["resnet18"].predictions, ev.predictions)}
+
+
+def _recipe_comparison(study: Study, models, main: dict, data, splits, n_boot: int) -> dict:
+    """{model: improved-recipe run against the paper-recipe run on the same test images} for each
+    model 03/04 trained with the improved recipe."""
+    out = {}
+    for model in models:
+        run = study.layout.run_dir(model, tag="improved")
+        if not (run / "best.pt").exists():
+            continue
+        ev = _evaluate(study, run, study.layout.run_name(model, tag="improved"), data, splits, n_boot)
+        out[model] = {
+            "report": ev.metrics,
+            "predictions": ev.predictions,
+            "mcnemar": _mcnemar(ev.predictions, main[model].predictions),
+            "difference": _difference(ev, main[model], n_boot),
+        }
+    return out
+
+
+def recipe_sentence(model: str, c: dict, paper: dict) -> str:
+    """Improved against paper recipe for one model, from the measured numbers."""
+    imp, d, mc = c["report"], c["difference"]["accuracy"], c["mcnemar"]
+    return (
+        f"{display_name(model)} with the improved recipe: accuracy {imp['accuracy']:.2%} (95% CI "
+        f"{imp['ci95']['accuracy'][0]:.2%} to {imp['ci95']['accuracy'][1]:.2%}), AUC {imp['auc']:.4f}, against "
+        f"{paper['accuracy']:.2%} and {paper['auc']:.4f} with the paper's recipe: {d['difference'] * 100:+.2f} "
+        f"percentage points (paired bootstrap 95% CI {d['ci95'][0] * 100:+.2f} to {d['ci95'][1] * 100:+.2f}; "
+        f"McNemar p = {mc['p_value']:.3g})."
+    )
+
+
+def recipes_table(result: dict) -> pd.DataFrame:
+    """Paper vs improved recipe for each model trained with both, on the same test images."""
+    if not result["recipes"]:
+        return pd.DataFrame({"note": ["no model was trained with the improved recipe in this profile"]})
+    rows = []
+    for model, c in result["recipes"].items():
+        for recipe, r in (("paper", result["reports"][model]), ("improved", c["report"])):
+            rows.append(
+                {
+                    "model": display_name(model),
+                    "recipe": recipe,
+                    "accuracy [95% CI]": _ci_cell(r, "accuracy"),
+                    "AUC [95% CI]": _ci_cell(r, "auc"),
+                    "best epoch": r.get("best_epoch"),
+                    "images": r["n"],
+                }
+            )
+        d, mc = c["difference"], c["mcnemar"]
+        rows.append(
+            {
+                "model": display_name(model),
+                "recipe": "improved - paper",
+                "accuracy [95% CI]": f"{d['accuracy']['difference']:+.4f} "
+                f"[{d['accuracy']['ci95'][0]:+.4f}, {d['accuracy']['ci95'][1]:+.4f}]",
+                "AUC [95% CI]": f"{d['auc']['difference']:+.4f} "
+                f"[{d['auc']['ci95'][0]:+.4f}, {d['auc']['ci95'][1]:+.4f}]",
+                "best epoch": None,
+                "images": f"McNemar p = {mc['p_value']:.3g}",
+            }
+        )
+    return pd.DataFrame(rows).set_index(["model", "recipe"])
 
 
 def _calibration(study: Study, model: str, test: Evaluation, data, splits) -> dict:

@@ -1,4 +1,5 @@
-"""07_robustness: both models on the test part under JPEG, blur, noise, down-up scaling and a flip."""
+"""07_robustness: both models (and their improved-recipe runs, when 03/04 trained them) on the test
+part under JPEG, blur, noise, down-up scaling and a flip."""
 
 from __future__ import annotations
 
@@ -23,10 +24,39 @@ def robustness_stage(study: Study, models=MODELS_COMPARED) -> pd.DataFrame:
         idx = subset_per_class(data, idx, limit, rng)
         val = subset_per_class(data, val, limit, rng)
     runs = {display_name(m): study.layout.require_run(m) for m in models}
+    for m in models:
+        improved = study.layout.run_dir(m, tag="improved")
+        if (improved / "best.pt").exists():
+            runs[improved_name(m)] = improved
     frame = robustness_table(runs, data, idx, val)
     study.layout.eval_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(study.layout.robustness_path, index=False)
     return frame
+
+
+def improved_name(model: str) -> str:
+    return f"{display_name(model)} (improved recipe)"
+
+
+def recipe_robustness_reading(frame: pd.DataFrame, models=MODELS_COMPARED) -> list[str]:
+    """Whether the improved recipe changes robustness: accuracy at 0.5 under each perturbation,
+    improved minus paper recipe, summarised by its extremes and mean."""
+    out = []
+    for m in models:
+        paper, improved = display_name(m), improved_name(m)
+        if improved not in set(frame["model"]):
+            continue
+        key = ["perturbation", "strength"]
+        a = frame[frame["model"] == paper].set_index(key)["accuracy@0.5"]
+        b = frame[frame["model"] == improved].set_index(key)["accuracy@0.5"]
+        diff = (b - a).drop(("clean", "-"), errors="ignore")
+        lo, hi = diff.idxmin(), diff.idxmax()
+        out.append(
+            f"{paper}, improved minus paper recipe, accuracy at 0.5 under perturbation: mean {diff.mean():+.4f}; "
+            f"largest gain {diff[hi]:+.4f} ({hi[0]} {hi[1]}: {a[hi]:.4f} -> {b[hi]:.4f}), "
+            f"smallest {diff[lo]:+.4f} ({lo[0]} {lo[1]}: {a[lo]:.4f} -> {b[lo]:.4f})."
+        )
+    return out
 
 
 def robustness_view(

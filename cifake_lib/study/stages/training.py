@@ -7,8 +7,10 @@ import pandas as pd
 from ...data.splits import limit_parts
 from ...engine.config import TrainConfig
 from ...engine.models import build_model, count_parameters, layer_table
+from ...engine.recipes import RECIPE_SETTINGS
 from ...engine.trainer import TrainResult, train_model
 from ..notebook import Study
+from ..profiles import profile_recipes
 
 
 def train_stage(study: Study, cfg: TrainConfig, seed_index: int = 0, tag: str = "") -> TrainResult:
@@ -21,12 +23,47 @@ def train_stage(study: Study, cfg: TrainConfig, seed_index: int = 0, tag: str = 
     return train_model(cfg, data, splits, run, resume=resume)
 
 
-def train_seeds(study: Study, cfg: TrainConfig) -> list[TrainResult]:
+def train_seeds(study: Study, cfg: TrainConfig, tag: str = "") -> list[TrainResult]:
     """Train the model once per seed (SEEDS, or the profile's count): seed SEED + i into run i."""
     return [
-        train_stage(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i)
+        train_stage(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i, tag=tag)
         for i in range(study.n_seeds())
     ]
+
+
+def study_recipes(study: Study, model: str) -> tuple[str, ...]:
+    """The recipes this notebook trains: RECIPE, or with "profile" the profile's list for the model."""
+    value = study.params.get("RECIPE", "profile")
+    if value == "profile":
+        return profile_recipes(study.profile, model)
+    return ("paper",) if value == "paper" else ("paper", "improved")
+
+
+def train_improved(study: Study, cfg: TrainConfig) -> list[TrainResult] | None:
+    """When the profile or RECIPE asks for it: the same model, images and input size trained with
+    the improved recipe (runs/<model>_improved); None and a note otherwise."""
+    if "improved" not in study_recipes(study, cfg.model):
+        study.notes.append(
+            f"The {study.profile} profile trains {cfg.model} with the paper's recipe only; "
+            "RECIPE='both' adds the improved recipe."
+        )
+        return None
+    return train_seeds(study, study.train_config(cfg.model, recipe="improved"), tag="improved")
+
+
+def recipes_compared(paper: TrainResult, improved: TrainResult, cfgs: tuple[TrainConfig, TrainConfig]) -> pd.DataFrame:
+    """The settings that differ between the two recipes, then each run's best validation result."""
+    a, b = (c.to_dict() for c in cfgs)
+    owned = ["epochs", "lr", *RECIPE_SETTINGS["improved"].get(cfgs[0].model, {})]
+    rows = {k: (a[k], b[k]) for k in dict.fromkeys(owned) if a[k] != b[k]}
+    for name, key in (("best val accuracy", "val_accuracy"), ("best val AUC", "val_auc")):
+        rows[name] = tuple(
+            round(float(r.history.loc[r.history["epoch"] == r.best_epoch, key].iloc[0]), 4) for r in (paper, improved)
+        )
+    rows["best epoch"] = (paper.best_epoch, improved.best_epoch)
+    rows["train wall time (s)"] = tuple(round(float(r.history["epoch_time_s"].sum()), 1) for r in (paper, improved))
+    frame = pd.DataFrame(rows, index=["paper recipe", "improved recipe"]).T
+    return frame.astype(str)
 
 
 def train_scratch_twin(study: Study, cfg: TrainConfig) -> TrainResult | None:

@@ -1,0 +1,81 @@
+"""Named training recipes: ``paper`` and ``improved``.
+
+``paper`` is the paper's recipe and nothing else: Adam at 1e-3, plain cross-entropy, 10 epochs,
+no schedule, no augmentation; these are the ``TrainConfig`` defaults. ``improved`` is the best
+recipe this project found for each model, chosen on validation accuracy only (the ablation that
+picked it, with seeds: ``benchmarks/ABLATION.md``).
+
+A recipe owns how a model is trained (optimizer, schedule, regularisation, epochs, test-time
+flip). A profile (``study/profiles.py``) owns what it is trained on and at what size (input
+size, batch size, subset). Settings given explicitly override both.
+"""
+
+from __future__ import annotations
+
+from .config import RECIPES, ConfigError, TrainConfig
+
+# What the improved recipe changes for every model (see benchmarks/ABLATION.md for what each
+# change bought on validation).
+_IMPROVED = {
+    "optimizer": "adamw",
+    "weight_decay": 0.05,
+    "schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "augment": True,
+    "label_smoothing": 0.1,
+    "ema_decay": 0.999,
+    "tta": True,
+}
+
+RECIPE_SETTINGS: dict[str, dict[str, dict]] = {
+    "paper": {},
+    "improved": {
+        "custom_cnn": {**_IMPROVED, "lr": 2e-3, "epochs": 20},
+        # ResNet-18 from scratch at 32px: a GPU-sized run (benchmarks/gpu_check.py --recipe-run)
+        "resnet18": {**_IMPROVED, "lr": 1e-3, "epochs": 30},
+        "resnet18_cifar": {**_IMPROVED, "lr": 1e-3, "epochs": 30},
+    },
+}
+
+RECIPE_DESCRIPTIONS = {
+    "paper": "the paper's recipe: Adam 1e-3, cross-entropy, 10 epochs, no schedule, no augmentation",
+    "improved": "AdamW with weight decay, warm-up + cosine schedule, flip + translate augmentation, "
+    "label smoothing, an EMA of the weights, flip test-time augmentation, more epochs",
+}
+
+
+def recipe_settings(recipe: str, model: str) -> dict:
+    """The settings ``recipe`` gives ``model`` on top of the TrainConfig defaults."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    return {"recipe": recipe, **RECIPE_SETTINGS[recipe].get(model, {})}
+
+
+def recipe_config(recipe: str = "paper", model: str = "resnet18", **overrides) -> TrainConfig:
+    """TrainConfig of ``model`` under ``recipe``; overrides (not None) win."""
+    values = {"model": model, **recipe_settings(recipe, model)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(values)
+
+
+def departures(cfg: TrainConfig) -> dict[str, tuple]:
+    """{setting: (recipe value, run value)} where a run differs from its named recipe in how it
+    is trained (input size, batch size, subset and device settings are the profile's)."""
+    base = TrainConfig.from_dict({"model": cfg.model, **recipe_settings(cfg.recipe, cfg.model)}).to_dict()
+    owned = {"epochs", "lr", *_IMPROVED}
+    run = cfg.to_dict()
+    return {k: (base[k], run[k]) for k in sorted(owned) if base[k] != run[k]}
+
+
+def recipe_table(models: list[str] | None = None) -> str:
+    """A text table: one row per training setting a recipe owns, one column per recipe and model."""
+    from .registry import MODELS
+
+    models = models or list(MODELS)
+    owned = ["epochs", "lr", *_IMPROVED]
+    cols = [(r, m) for m in models for r in RECIPES]
+    cells = {c: recipe_config(c[0], c[1]).to_dict() for c in cols}
+    head = ["setting", *(f"{m} {r}" for r, m in cols)]
+    rows = [[k, *(str(cells[c][k]) for c in cols)] for k in owned]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in [head, *rows])
