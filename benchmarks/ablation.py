@@ -101,7 +101,7 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="CIFAKE folder or zip")
+    ap.add_argument("--data", help="CIFAKE folder or zip (required unless --table)")
     ap.add_argument("--model", default="custom_cnn")
     ap.add_argument("--per-class", type=int, default=4000, help="training images per class")
     ap.add_argument("--val-per-class", type=int, default=2500, help="validation images per class scored")
@@ -109,15 +109,20 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, help="only the first N steps")
     ap.add_argument("--json", help="write the results here (after every run)")
+    ap.add_argument("--table", help="only print the Markdown table of this results JSON")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(Path(args.table).read_text())))
+        return 0
 
+    if not args.data:
+        ap.error("--data is required")
     import numpy as np
     import torch
 
     from cifake_lib.data.dataset import load_cifake
     from cifake_lib.data.splits import make_splits, subset_per_class
 
-    torch.set_num_threads(torch.get_num_threads())
     data = load_cifake(args.data, progress=False)
     splits = make_splits(data, val_fraction=0.1, seed=0)
     rng = np.random.default_rng(0)

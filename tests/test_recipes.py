@@ -217,3 +217,17 @@ def test_recipes_command_lists_both(capsys):
     assert main(["recipes", "--model", "custom_cnn"]) == 0
     out = capsys.readouterr().out
     assert "custom_cnn paper" in out and "custom_cnn improved" in out and "adamw" in out
+
+
+def test_recipe_robustness_reading_names_the_extremes():
+    from cifake_lib.study.stages.robustness import recipe_robustness_reading
+
+    rows = []
+    for model, accs in (("Custom CNN", (0.95, 0.60, 0.90)), ("Custom CNN (improved recipe)", (0.97, 0.80, 0.89))):
+        for (kind, strength), acc in zip((("clean", "-"), ("blur", "sigma=1.0"), ("jpeg", "q=50")), accs):
+            rows.append({"model": model, "perturbation": kind, "strength": strength, "accuracy@0.5": acc})
+    (line,) = recipe_robustness_reading(pd.DataFrame(rows), models=("custom_cnn",))
+    assert "mean +0.0950" in line  # (0.20 - 0.01) / 2, the clean row left out
+    assert "largest gain +0.2000 (blur sigma=1.0: 0.6000 -> 0.8000)" in line
+    assert "smallest -0.0100 (jpeg q=50: 0.9000 -> 0.8900)" in line
+    assert recipe_robustness_reading(pd.DataFrame(rows[:3]), models=("custom_cnn",)) == []

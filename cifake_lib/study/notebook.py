@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import paths
 from ..engine.config import ConfigError, TrainConfig
+from ..engine.recipes import departures
 from .layout import StudyError, StudyLayout
 from .parameters import collect, train_overrides
 from .profiles import PROFILES, profile_config, resolve_profile
@@ -69,7 +70,14 @@ class Study:
         overrides["weights"] = overrides.get("weights") or None
         if overrides.get("lr") is not None:
             overrides["lr"] = float(overrides["lr"])
-        return profile_config(self.profile, model, **{**overrides, **extra})
+        cfg = profile_config(self.profile, model, **{**overrides, **extra})
+        changed = departures(cfg)
+        note = f"This {model} run departs from the {cfg.recipe} recipe in: " + ", ".join(
+            f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()
+        )
+        if changed and note not in self.notes:
+            self.notes.append(note)
+        return cfg
 
     def _pretrained(self, model: str, value) -> bool:
         if model == "custom_cnn":
