@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,21 +36,23 @@ STEPS: list[tuple[str, dict]] = [
     ),
     ("+ label smoothing 0.1", {"label_smoothing": 0.1}),
     ("+ EMA of the weights (0.999)", {"ema_decay": 0.999}),
-    ("+ flip test-time augmentation", {"tta": True}),
+    # test-time only: the previous step's best.pt of each seed scored again with the flip
+    ("+ flip test-time augmentation (rescored)", {"tta": True}),
     ("+ lr 2e-3", {"lr": 2e-3}),
     ("+ 20 epochs", {"epochs": 20}),
 ]
 
 
-def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: int) -> dict:
+def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: int, keep: Path) -> dict:
     from cifake_lib.engine.config import TrainConfig
     from cifake_lib.engine.trainer import train_model
 
     cfg = TrainConfig.from_dict({"model": model, "batch_size": batch_size, "seed": seed, **settings})
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        res = train_model(cfg, data, splits, tmp, progress=False, log=lambda msg: None)
-        seconds = time.perf_counter() - t0
+    run = keep / f"seed{seed}"  # the last trained step's runs stay, for the test-time step
+    shutil.rmtree(run, ignore_errors=True)
+    t0 = time.perf_counter()
+    res = train_model(cfg, data, splits, run, progress=False, log=lambda msg: None)
+    seconds = time.perf_counter() - t0
     h = res.history
     best = h.loc[h["epoch"] == res.best_epoch].iloc[0]
     return {
@@ -60,6 +63,32 @@ def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: in
         "val_accuracy_last": float(h["val_accuracy"].iloc[-1]),
         "train_accuracy_last": float(h["train_accuracy"].iloc[-1]),
         "seconds": seconds,
+    }
+
+
+def rescore_with_tta(data, splits, run: Path, previous: dict) -> dict:
+    """The previous step's best.pt scored on validation with flip test-time augmentation."""
+    import numpy as np
+    import torch
+
+    from cifake_lib.engine.checkpoint import load_run_model
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.inference import p_fake, predict_array
+    from cifake_lib.engine.metrics import binary_metrics
+
+    model, ckpt = load_run_model(run, "best")
+    cfg = TrainConfig.from_checkpoint({**ckpt["config"], "tta": True})
+    t0 = time.perf_counter()
+    p = p_fake(predict_array(model, data.images[splits.val], cfg, torch.device("cpu"), progress=False))
+    m = binary_metrics(data.labels[splits.val], p)
+    return {
+        **previous,
+        "val_accuracy_best": float(m["accuracy"]),
+        "val_auc_best": float(m["auc"]),
+        "val_accuracy_last": float("nan"),
+        "seconds": time.perf_counter() - t0,
+        "rescored": True,
+        "n_val": int(np.size(p)),
     }
 
 
@@ -85,11 +114,17 @@ def markdown(result: dict) -> str:
         prev = mean
         lines.append(
             f"| {step['label']} | {', '.join(f'{a:.4f}' for a in acc)} | {mean:.4f} | {delta} | "
-            f"{statistics.mean(r['val_accuracy_last'] for r in runs):.4f} | "
+            f"{_mean_or_dash([r['val_accuracy_last'] for r in runs])} | "
             f"{statistics.mean(r['val_auc_best'] for r in runs):.4f} | "
             f"{statistics.mean(r['train_accuracy_last'] for r in runs):.4f} | "
             f"{statistics.mean(r['seconds'] for r in runs):.0f} |"
         )
+    lines += [
+        "",
+        "Rescored steps train nothing: the previous step's best.pt of each seed is scored again with "
+        "the change (the epoch was picked without it). Times were measured while other jobs shared "
+        "the two cores: they are not speed figures.",
+    ]
     sd = [statistics.stdev([r["val_accuracy_best"] for r in s["runs"]]) for s in result["steps"] if len(s["runs"]) > 1]
     if sd:
         lines += [
@@ -97,6 +132,11 @@ def markdown(result: dict) -> str:
             f"Seed-to-seed standard deviation of the best validation accuracy: median {statistics.median(sd):.4f}.",
         ]
     return "\n".join(lines)
+
+
+def _mean_or_dash(values) -> str:
+    values = [v for v in values if v == v]  # drop NaN
+    return f"{statistics.mean(values):.4f}" if values else "-"
 
 
 def main(argv=None) -> int:
@@ -110,6 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, help="only the first N steps")
     ap.add_argument("--json", help="write the results here (after every run)")
     ap.add_argument("--table", help="only print the Markdown table of this results JSON")
+    ap.add_argument("--resume", action="store_true", help="keep the runs already in --json, run the rest")
     args = ap.parse_args(argv)
     if args.table:
         print(markdown(json.loads(Path(args.table).read_text())))
@@ -118,7 +159,6 @@ def main(argv=None) -> int:
     if not args.data:
         ap.error("--data is required")
     import numpy as np
-    import torch
 
     from cifake_lib.data.dataset import load_cifake
     from cifake_lib.data.splits import make_splits, subset_per_class
@@ -138,13 +178,25 @@ def main(argv=None) -> int:
         "machine": machine(),
         "steps": [],
     }
+    done = {}
+    if args.resume and args.json and Path(args.json).exists():
+        done = {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
+    keep = Path(tempfile.mkdtemp(prefix="cifake-ablation-"))
     settings: dict = {}
     for label, change in STEPS[: args.steps]:
         settings = {**settings, **change}
         step = {"label": label, "settings": dict(settings), "runs": []}
         result["steps"].append(step)
         for seed in args.seeds:
-            r = run_step(data, splits, args.model, settings, seed, args.batch_size)
+            old = [r for r in done.get(label, {}).get("runs", []) if r["seed"] == seed]
+            if old:
+                step["runs"].append(old[0])
+                continue
+            if "rescored" in label:
+                prev = next(r for r in result["steps"][-2]["runs"] if r["seed"] == seed)
+                r = rescore_with_tta(data, splits, keep / f"seed{seed}", prev)
+            else:
+                r = run_step(data, splits, args.model, settings, seed, args.batch_size, keep)
             step["runs"].append(r)
             print(
                 f"{label} seed {seed}: val acc {r['val_accuracy_best']:.4f} (epoch {r['best_epoch']}), "

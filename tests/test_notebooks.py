@@ -64,7 +64,7 @@ def test_notebooks_write_what_later_stages_read(smoke_report):
     # the smoke profile, like cpu, also trains the custom CNN with the improved recipe; 05 compares
     # the two recipes on the same images and 07 scores the improved run too
     improved = json.loads((work / "runs" / "custom_cnn_improved" / "config.json").read_text())["config"]
-    assert improved["recipe"] == "improved" and improved["tta"] and improved["optimizer"] == "adamw"
+    assert improved["recipe"] == "improved" and improved["augment"] and improved["optimizer"] == "adamw"
     assert json.loads((work / "runs" / "custom_cnn" / "config.json").read_text())["config"]["recipe"] == "paper"
     assert not (work / "runs" / "resnet18_improved").exists()
     rec = summary["recipes"]["custom_cnn"]

@@ -74,11 +74,15 @@ def test_improved_recipe_defaults_and_explicit_overrides():
     assert cfg.recipe == "improved"
     for key, value in RECIPE_SETTINGS["improved"]["custom_cnn"].items():
         assert getattr(cfg, key) == value, key
-    assert cfg.epochs != 10 and cfg.optimizer == "adamw" and cfg.tta and cfg.augment
+    assert cfg.epochs != 10 and cfg.optimizer == "adamw" and cfg.augment and cfg.label_smoothing > 0
     # options given explicitly win over the recipe, and departures() names them
-    cfg = train_config(_args("--model", "custom_cnn", "--recipe", "improved", "--no-tta", "--lr", "0.01"))
-    assert cfg.tta is False and cfg.lr == 0.01 and cfg.recipe == "improved"
-    assert departures(cfg) == {"lr": (RECIPE_SETTINGS["improved"]["custom_cnn"]["lr"], 0.01), "tta": (True, False)}
+    cfg = train_config(_args("--model", "custom_cnn", "--recipe", "improved", "--no-augment", "--tta", "--lr", "0.01"))
+    assert cfg.augment is False and cfg.tta is True and cfg.lr == 0.01 and cfg.recipe == "improved"
+    assert departures(cfg) == {
+        "augment": (True, False),
+        "lr": (RECIPE_SETTINGS["improved"]["custom_cnn"]["lr"], 0.01),
+        "tta": (False, True),
+    }
     # a profile sets size and data, the recipe how to train
     cfg = profile_config("cpu", "custom_cnn", recipe="improved")
     assert cfg.image_size == 32 and cfg.epochs == RECIPE_SETTINGS["improved"]["custom_cnn"]["epochs"]
@@ -179,7 +183,7 @@ def _stop_after_first(row):
 
 def test_improved_run_saves_ema_weights_and_resumes_exactly(tiny, tmp_path):
     root, data, splits = tiny
-    cfg = recipe_config("improved", "custom_cnn", epochs=3, batch_size=16, seed=1, device="cpu")
+    cfg = recipe_config("improved", "custom_cnn", epochs=3, batch_size=16, seed=1, device="cpu", ema_decay=0.999)
     quiet = {"progress": False, "log": lambda m: None}
     train_model(cfg, data, splits, tmp_path / "a", **quiet)
     with pytest.raises(_Stop):
@@ -216,7 +220,7 @@ def test_cli_improved_recipe_runs_with_its_own_defaults(tiny, tmp_path, capsys):
 def test_recipes_command_lists_both(capsys):
     assert main(["recipes", "--model", "custom_cnn"]) == 0
     out = capsys.readouterr().out
-    assert "custom_cnn paper" in out and "custom_cnn improved" in out and "adamw" in out
+    assert "custom_cnn paper" in out and "custom_cnn improved" in out and "adamw" in out and "ema_decay" in out
 
 
 def test_recipe_robustness_reading_names_the_extremes():

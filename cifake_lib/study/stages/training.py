@@ -7,7 +7,7 @@ import pandas as pd
 from ...data.splits import limit_parts
 from ...engine.config import TrainConfig
 from ...engine.models import build_model, count_parameters, layer_table
-from ...engine.recipes import RECIPE_SETTINGS
+from ...engine.recipes import RECIPE_KEYS
 from ...engine.trainer import TrainResult, train_model
 from ..notebook import Study
 from ..profiles import profile_recipes
@@ -54,8 +54,7 @@ def train_improved(study: Study, cfg: TrainConfig) -> list[TrainResult] | None:
 def recipes_compared(paper: TrainResult, improved: TrainResult, cfgs: tuple[TrainConfig, TrainConfig]) -> pd.DataFrame:
     """The settings that differ between the two recipes, then each run's best validation result."""
     a, b = (c.to_dict() for c in cfgs)
-    owned = ["epochs", "lr", *RECIPE_SETTINGS["improved"].get(cfgs[0].model, {})]
-    rows = {k: (a[k], b[k]) for k in dict.fromkeys(owned) if a[k] != b[k]}
+    rows = {k: (a[k], b[k]) for k in RECIPE_KEYS if a[k] != b[k]}
     for name, key in (("best val accuracy", "val_accuracy"), ("best val AUC", "val_auc")):
         rows[name] = tuple(
             round(float(r.history.loc[r.history["epoch"] == r.best_epoch, key].iloc[0]), 4) for r in (paper, improved)
