@@ -23,6 +23,8 @@ from cifake_lib.engine.runtime import make_runtime
 from cifake_lib.engine.trainer import WarmupThen, make_ema, train_model
 from cifake_lib.study.profiles import PROFILES, profile_config, profile_recipes
 
+from .test_engine import _Interrupt, _stop_after_first_epoch
+
 # the paper's recipe as TrainConfig held it before recipes existed (commit 2d3ad31), plus the new
 # settings at the values that change nothing
 PAPER_DEFAULTS = {
@@ -172,22 +174,13 @@ def tiny(tmp_path_factory):
     return root, data, make_splits(data, seed=0)
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_after_first(row):
-    if row["epoch"] == 1:
-        raise _Stop
-
-
 def test_improved_run_saves_ema_weights_and_resumes_exactly(tiny, tmp_path):
     root, data, splits = tiny
     cfg = recipe_config("improved", "custom_cnn", epochs=3, batch_size=16, seed=1, device="cpu", ema_decay=0.999)
     quiet = {"progress": False, "log": lambda m: None}
     train_model(cfg, data, splits, tmp_path / "a", **quiet)
-    with pytest.raises(_Stop):
-        train_model(cfg, data, splits, tmp_path / "b", on_epoch_end=_stop_after_first, **quiet)
+    with pytest.raises(_Interrupt):
+        train_model(cfg, data, splits, tmp_path / "b", on_epoch_end=_stop_after_first_epoch, **quiet)
     train_model(cfg, data, splits, tmp_path / "b", resume=True, **quiet)
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for key in ("model", "raw_model"):
