@@ -76,7 +76,7 @@ def recipe_config(recipe: str = "paper", model: str = "resnet18", **overrides) -
 def departures(cfg: TrainConfig) -> dict[str, tuple]:
     """{setting: (recipe value, run value)} where a run differs from its named recipe in how it
     is trained (input size, batch size, subset and device settings are the profile's)."""
-    base = TrainConfig.from_dict({"model": cfg.model, **recipe_settings(cfg.recipe, cfg.model)}).to_dict()
+    base = recipe_config(cfg.recipe, cfg.model).to_dict()
     run = cfg.to_dict()
     return {k: (base[k], run[k]) for k in sorted(RECIPE_KEYS) if base[k] != run[k]}
 
