@@ -430,7 +430,7 @@ def _add_evaluate(sub) -> None:
         "evaluate",
         help="score a run's best.pt on labelled data: predictions.csv + metrics.json",
         description="Score RUN_DIR/best.pt on labelled images and write predictions.csv, logits.npy and "
-        "metrics.json (with bootstrap 95%% intervals), then print the table. On the data the run was "
+        "metrics.json (with bootstrap 95% intervals), then print the table. On the data the run was "
         "trained on, --split picks a part of the run's split manifest (test or val). On any other data "
         "(the official test split in another copy of CIFAKE, a root with only test/, another "
         "generator's images, or a plain folder of REAL/ and FAKE/ images of any size and format) no "

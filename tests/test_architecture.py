@@ -170,6 +170,18 @@ def test_cli_train_options_are_the_config_fields():
     assert split_options <= dests and not split_options & {f.name for f in fields(TrainConfig)}
 
 
+def test_every_help_page_renders_its_text_as_written():
+    """argparse formats %-signs in option help but not in descriptions: a '%%' there shows."""
+    from cifake_lib.cli import build_parser
+
+    parser = build_parser()
+    pages = {"cifake": parser.format_help()}
+    pages.update((name, sub.format_help()) for name, sub in parser._subparsers._group_actions[0].choices.items())
+    assert len(pages) > 5
+    for name, text in pages.items():
+        assert "%%" not in text and "%(" not in text, name
+
+
 def test_eval_limits_live_in_the_profiles():
     from cifake_lib.study.profiles import PROFILES
 
