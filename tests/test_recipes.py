@@ -39,6 +39,7 @@ PAPER_DEFAULTS = {
     "schedule": "none",
     "warmup_epochs": 0.0,
     "augment": False,
+    "translate": 2,
     "label_smoothing": 0.0,
     "ema_decay": 0.0,
     "tta": False,
@@ -116,11 +117,26 @@ def test_cpu_profile_is_like_for_like():
         ({"optimizer": "sgd"}, "optimizer"),
         ({"recipe": "best"}, "recipe"),
         ({"epochs": "ten"}, "epochs"),  # checked, not a TypeError from comparing with warmup_epochs
+        ({"translate": 16}, "translate"),  # at most 15 px of reflection padding
+        ({"translate": -1}, "translate"),
+        ({"translate": 1.5}, "translate"),
     ],
 )
 def test_new_settings_are_validated(values, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(model="custom_cnn", **values)
+
+
+def test_translate_reaches_the_augmentation_and_old_runs_resume():
+    cfg = TrainConfig(model="custom_cnn", augment=True, translate=4)
+    prep = make_runtime(cfg, torch.device("cpu")).prep
+    assert prep.translate == 4 and prep.describe()["augment"] == "random horizontal flip + translate up to 4 px"
+    stored = TrainConfig(model="custom_cnn", augment=True).to_dict()
+    assert cfg.changed_for_resume(stored) == ["translate 2 -> 4"]
+    # a run saved before the setting existed had the default shift
+    del stored["translate"]
+    assert TrainConfig(model="custom_cnn", augment=True).changed_for_resume(stored) == []
+    assert cfg.changed_for_resume(stored) == ["translate 2 -> 4"]
 
 
 def test_unknown_recipe_on_the_command_line_is_a_usage_error(capsys):

@@ -52,7 +52,10 @@ class TrainConfig:
     warmup_epochs: float = _setting(
         0.0, "linear learning-rate warm-up before the cosine schedule, in epochs (default 0)"
     )
-    augment: bool = _setting(False, "random flip + translation by up to 2 px, on the device")
+    augment: bool = _setting(False, "random flip + translation by up to --translate px, on the device")
+    translate: int = _setting(
+        2, "largest shift of the augmentation in pixels, in x and y, at the stored 32x32 resolution (default 2)"
+    )
     label_smoothing: float = _setting(0.0, "label smoothing of the training loss, in [0, 0.5) (default 0)")
     ema_decay: float = _setting(
         0.0,
@@ -141,6 +144,8 @@ class TrainConfig:
                 "must be in [0, 0.5)",
             ),
             "ema_decay": (number(self.ema_decay) and 0 <= self.ema_decay < 1, "must be in [0, 1)"),
+            # reflection padding needs a pad smaller than the 32-pixel images it pads
+            "translate": (whole(self.translate, 0) and self.translate < 16, "must be an integer in [0, 16) pixels"),
             "amp": (self.amp in AMP_MODES, f"choose one of {', '.join(AMP_MODES)}"),
             "select_metric": (self.select_metric in SELECT_METRICS, f"choose one of {', '.join(SELECT_METRICS)}"),
             "limit_per_class": (whole(self.limit_per_class, 1, allow_none=True), "must be a positive integer or None"),
@@ -168,11 +173,12 @@ class TrainConfig:
         return cls.from_dict({k: v for k, v in values.items() if k not in LEGACY_SPLIT_FIELDS})
 
     def changed_for_resume(self, stored: dict) -> list[str]:
-        """'name old -> new' for each setting that differs from ``stored`` and must not."""
+        """'name old -> new' for each setting that differs from ``stored`` and must not. A setting
+        that ``stored`` lacks (a run saved before it existed) had its default."""
         return [
-            f"{f.name} {stored.get(f.name)!r} -> {getattr(self, f.name)!r}"
+            f"{f.name} {stored.get(f.name, f.default)!r} -> {getattr(self, f.name)!r}"
             for f in fields(self)
-            if not f.metadata["resume_may_change"] and stored.get(f.name) != getattr(self, f.name)
+            if not f.metadata["resume_may_change"] and stored.get(f.name, f.default) != getattr(self, f.name)
         ]
 
 

@@ -140,5 +140,5 @@ class Preprocessor:
             "resize": "bilinear (batched, on device)",
             "mean": [round(v, 4) for v in self.mean.flatten().tolist()],
             "std": [round(v, 4) for v in self.std.flatten().tolist()],
-            "augment": "random horizontal flip + translate" if self.augment else "none",
+            "augment": f"random horizontal flip + translate up to {self.translate} px" if self.augment else "none",
         }

@@ -23,6 +23,7 @@ RECIPE_KEYS = (
     "schedule",
     "warmup_epochs",
     "augment",
+    "translate",
     "label_smoothing",
     "ema_decay",
     "tta",

@@ -143,6 +143,7 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
     prep = Preprocessor(
         cfg.input_size,
         augment=cfg.augment if augment is None else augment,
+        translate=cfg.translate,
         channels_last=channels_last,
         device=device,
         reuse_output=True,
