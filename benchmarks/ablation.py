@@ -11,6 +11,15 @@ measured once on the test part by the study.
 
 writes the JSON (after every run, so an interrupted ablation keeps what it measured) and prints
 the Markdown table that benchmarks/ABLATION.md holds.
+
+``--variants`` then tunes what the subset cannot show: variants of the improved recipe itself
+(epochs, shift, learning rate), each changed on its own from the recipe, trained on the whole
+train part and scored on the whole validation part of the study's split. A run already trained
+on that split with a variant's exact settings can be taken in with ``--import LABEL=RUN_DIR``
+(its config and split manifest are checked against the variant's) instead of trained again:
+
+    python benchmarks/ablation.py --data ../shared/data/cifake-train.zip --variants --seeds 0 \
+        --json benchmarks/results/tuning_custom_cnn.json
 """
 
 from __future__ import annotations
@@ -43,27 +52,76 @@ STEPS: list[tuple[str, dict]] = [
 ]
 
 
-def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: int, keep: Path) -> dict:
-    from cifake_lib.engine.config import TrainConfig
-    from cifake_lib.engine.trainer import train_model
+# variants of the improved recipe on the full split, each changed on its own from the recipe
+VARIANTS: list[tuple[str, dict]] = [
+    ("improved recipe (15 epochs)", {}),
+    ("20 epochs", {"epochs": 20}),
+    ("25 epochs", {"epochs": 25}),
+    ("25 epochs, shift up to 4 px", {"epochs": 25, "translate": 4}),
+    ("25 epochs, lr 2e-3", {"epochs": 25, "lr": 2e-3}),
+]
 
-    cfg = TrainConfig.from_dict({"model": model, "batch_size": batch_size, "seed": seed, **settings})
-    run = keep / f"seed{seed}"  # the last trained step's runs stay, for the test-time step
-    shutil.rmtree(run, ignore_errors=True)
-    t0 = time.perf_counter()
-    res = train_model(cfg, data, splits, run, progress=False, log=lambda msg: None)
-    seconds = time.perf_counter() - t0
-    h = res.history
-    best = h.loc[h["epoch"] == res.best_epoch].iloc[0]
+# settings that say where and how fast a run computes, not what it learns
+_RUNTIME_KEYS = ("device", "amp", "channels_last", "compile", "deterministic", "eval_batch_size")
+
+
+def run_record(run: Path, seed: int, seconds: float | None = None) -> dict:
+    """What a finished run folder says: best and last validation accuracy, epoch times."""
+    import pandas as pd
+
+    h = pd.read_csv(run / "history.csv")
+    best = h.loc[h["best"].astype(bool)].iloc[-1]
     return {
         "seed": seed,
-        "best_epoch": int(res.best_epoch),
+        "best_epoch": int(best["epoch"]),
         "val_accuracy_best": float(best["val_accuracy"]),
         "val_auc_best": float(best["val_auc"]),
         "val_accuracy_last": float(h["val_accuracy"].iloc[-1]),
         "train_accuracy_last": float(h["train_accuracy"].iloc[-1]),
-        "seconds": seconds,
+        "epochs": int(h["epoch"].iloc[-1]),
+        "epoch_s_median": float(h["epoch_time_s"].median()),
+        "train_s": float(h["epoch_time_s"].sum()),
+        "seconds": float(h["epoch_time_s"].sum()) if seconds is None else seconds,
     }
+
+
+def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: int, keep: Path, cfg=None) -> dict:
+    from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.trainer import train_model
+
+    if cfg is None:
+        cfg = TrainConfig.from_dict({"model": model, "batch_size": batch_size, "seed": seed, **settings})
+    run = keep / f"seed{seed}"  # the last trained step's runs stay, for the test-time step
+    shutil.rmtree(run, ignore_errors=True)
+    t0 = time.perf_counter()
+    train_model(cfg, data, splits, run, progress=False, log=lambda msg: None)
+    return run_record(run, seed, time.perf_counter() - t0)
+
+
+def imported_run(run: Path, cfg, data, splits) -> dict:
+    """The record of a run trained elsewhere, after checking it is exactly this variant on this split."""
+    import numpy as np
+
+    from cifake_lib.data.splits import load_manifest
+    from cifake_lib.engine.config import TrainConfig
+
+    # from_checkpoint fills in settings added after the run was trained with their defaults
+    theirs_cfg = TrainConfig.from_checkpoint(json.loads((run / "config.json").read_text())["config"])
+    # image_size None means the model's default: compare the input size the runs had
+    stored = {**theirs_cfg.to_dict(), "image_size": theirs_cfg.input_size}
+    want = {**cfg.to_dict(), "image_size": cfg.input_size}
+    differs = [
+        f"{k}: {stored.get(k)!r} (run) vs {v!r}"
+        for k, v in want.items()
+        if k not in _RUNTIME_KEYS and stored.get(k) != v
+    ]
+    if differs:
+        raise SystemExit(f"{run} is not this variant: " + "; ".join(differs))
+    theirs = load_manifest(run / "splits.json", data)
+    for part in ("train", "val"):
+        if not np.array_equal(np.sort(getattr(theirs, part)), np.sort(getattr(splits, part))):
+            raise SystemExit(f"{run} was trained on another split ({part} part differs)")
+    return {**run_record(run, cfg.seed), "imported_from": str(run)}
 
 
 def rescore_with_tta(data, splits, run: Path, previous: dict) -> dict:
@@ -134,6 +192,43 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def variants_markdown(result: dict) -> str:
+    lines = [
+        f"Model `{result['model']}` at 32px; the whole train part ({result['train_images']:,} images) "
+        f"and validation part ({result['val_images']:,} images) of the study's split; seeds "
+        f"{', '.join(map(str, result['seeds']))}. Each variant changes the improved recipe only where "
+        "its label says; the change is against the first row.",
+        "",
+        "| variant | val accuracy (best epoch) | change | val accuracy, last epoch | val AUC | "
+        "train acc (last) | s per epoch (median) | training time (min) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    base = None
+    for step in result["steps"]:
+        runs = step["runs"]
+        if not runs:
+            continue
+        mean = statistics.mean(r["val_accuracy_best"] for r in runs)
+        base = mean if base is None else base
+        delta = "" if step is result["steps"][0] else f"{100 * (mean - base):+.2f} pt"
+        per_seed = ", ".join(f"{r['val_accuracy_best']:.4f} ({r['best_epoch']})" for r in runs)
+        lines.append(
+            f"| {step['label']} | {per_seed} | "
+            f"{delta} | {statistics.mean(r['val_accuracy_last'] for r in runs):.4f} | "
+            f"{statistics.mean(r['val_auc_best'] for r in runs):.4f} | "
+            f"{statistics.mean(r['train_accuracy_last'] for r in runs):.4f} | "
+            f"{statistics.mean(r['epoch_s_median'] for r in runs):.0f} | "
+            f"{statistics.mean(r['train_s'] for r in runs) / 60:.1f} |"
+        )
+    lines += [
+        "",
+        "Training time is the sum of the epoch times (training and validation) as measured; runs "
+        "marked in the JSON as imported were trained by `cifake train` on the same split with the "
+        "same settings.",
+    ]
+    return "\n".join(lines)
+
+
 def _mean_or_dash(values) -> str:
     values = [v for v in values if v == v]  # drop NaN
     return f"{statistics.mean(values):.4f}" if values else "-"
@@ -151,9 +246,23 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here (after every run)")
     ap.add_argument("--table", help="only print the Markdown table of this results JSON")
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --json, run the rest")
+    ap.add_argument(
+        "--variants",
+        action="store_true",
+        help="tune the improved recipe instead: its variants on the whole train and validation parts",
+    )
+    ap.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="LABEL=RUN_DIR",
+        help="with --variants: take this finished run (seed of its config) as the variant LABEL",
+    )
     args = ap.parse_args(argv)
     if args.table:
-        print(markdown(json.loads(Path(args.table).read_text())))
+        result = json.loads(Path(args.table).read_text())
+        print(variants_markdown(result) if result.get("variants") else markdown(result))
         return 0
 
     if not args.data:
@@ -165,6 +274,8 @@ def main(argv=None) -> int:
 
     data = load_cifake(args.data, progress=False)
     splits = make_splits(data, val_fraction=0.1, seed=0)
+    if args.variants:
+        return tune_variants(args, data, splits)
     rng = np.random.default_rng(0)
     splits.train = subset_per_class(data, splits.train, args.per_class, rng)
     splits.val = subset_per_class(data, splits.val, args.val_per_class, rng)
@@ -208,6 +319,54 @@ def main(argv=None) -> int:
                 Path(args.json).write_text(json.dumps(result, indent=2))
     print()
     print(markdown(result))
+    return 0
+
+
+def tune_variants(args, data, splits) -> int:
+    from cifake_lib.engine.recipes import recipe_config
+
+    imports = dict(item.split("=", 1) for item in args.imports)
+    unknown = set(imports) - {label for label, _ in VARIANTS}
+    if unknown:
+        raise SystemExit(f"--import names no variant: {', '.join(sorted(unknown))}")
+    result = {
+        "variants": True,
+        "model": args.model,
+        "train_images": int(len(splits.train)),
+        "val_images": int(len(splits.val)),
+        "seeds": args.seeds,
+        "machine": machine(),
+        "steps": [],
+    }
+    done = {}
+    if args.resume and args.json and Path(args.json).exists():
+        done = {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
+    keep = Path(tempfile.mkdtemp(prefix="cifake-tuning-"))
+    for label, change in VARIANTS[: args.steps]:
+        step = {"label": label, "settings": change, "runs": []}
+        result["steps"].append(step)
+        for seed in args.seeds:
+            cfg = recipe_config("improved", args.model, batch_size=args.batch_size, seed=seed, **change)
+            old = [r for r in done.get(label, {}).get("runs", []) if r["seed"] == seed]
+            if old:
+                r = old[0]
+            elif label in imports and seed == json.loads((Path(imports[label]) / "config.json").read_text())[
+                "config"
+            ].get("seed"):
+                r = imported_run(Path(imports[label]), cfg, data, splits)
+            else:
+                r = run_step(data, splits, args.model, {}, seed, args.batch_size, keep, cfg=cfg)
+            step["runs"].append(r)
+            print(
+                f"{label} seed {seed}: val acc {r['val_accuracy_best']:.4f} (epoch {r['best_epoch']}), "
+                f"last {r['val_accuracy_last']:.4f}, {r['train_s'] / 60:.1f} min",
+                flush=True,
+            )
+            if args.json:
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(result, indent=2))
+    print()
+    print(variants_markdown(result))
     return 0
 
 

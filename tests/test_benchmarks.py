@@ -110,3 +110,32 @@ def test_gpu_recipe_runs_smoke(tmp_path):
     stored = json.loads((tmp_path / "resnet18_cifar_improved" / "config.json").read_text())["config"]
     assert stored["recipe"] == "improved" and stored["image_size"] == 32 and stored["epochs"] == 1
     assert any("improved" in line for line in lines)
+
+
+def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
+    """--variants trains the improved recipe's variants on the whole split and takes in a run
+    trained elsewhere only when its settings and split are exactly the variant's."""
+    label = "improved recipe (15 epochs)"
+    script = str(ROOT / "benchmarks/ablation.py")
+    base = [script, "--data", str(synth_root), "--variants", "--steps", "1", "--seeds", "0"]
+    lines = _run([*base, "--json", str(tmp_path / "t.json")], tmp_path)
+    (step,) = json.loads((tmp_path / "t.json").read_text())["steps"]
+    (run,) = step["runs"]
+    assert step["label"] == label and run["epochs"] == 15 and "imported_from" not in run
+    assert 0 <= run["val_accuracy_best"] <= 1 and run["train_s"] > 0
+    assert any(line.startswith(f"| {label} | {run['val_accuracy_best']:.4f} ({run['best_epoch']})") for line in lines)
+
+    cli = [sys.executable, "-m", "cifake_lib.cli", "train", "--model", "custom_cnn", "--data", str(synth_root)]
+    for name, extra in (("same", []), ("other", ["--epochs", "3"])):
+        subprocess.run([*cli, "--recipe", "improved", "--out", str(tmp_path / name), *extra], check=True, cwd=tmp_path)
+    _run([*base, "--json", str(tmp_path / "i.json"), "--import", f"{label}={tmp_path / 'same'}"], tmp_path)
+    (run,) = json.loads((tmp_path / "i.json").read_text())["steps"][0]["runs"]
+    assert run["imported_from"] == str(tmp_path / "same") and run["epochs"] == 15
+
+    proc = subprocess.run(
+        [sys.executable, *base, "--import", f"{label}={tmp_path / 'other'}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0 and "is not this variant: epochs: 3 (run) vs 15" in proc.stderr
