@@ -30,7 +30,9 @@ def git(*args) -> str:
     return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
 
 
-def render(data: dict, train: dict, infer: dict, cli: dict, gpu: dict | None, command: str) -> str:
+def render(
+    data: dict, train: dict, infer: dict, cli: dict, gpu: dict | None, command: str, formats: dict | None = None
+) -> str:
     m = data["machine"]
     lines = [
         "# Benchmark results",
@@ -68,7 +70,8 @@ def render(data: dict, train: dict, infer: dict, cli: dict, gpu: dict | None, co
         "## 2. Training throughput (one epoch)",
         "",
         f"Trainer = `train_model` wall time (metrics, progress bars, validation on 64 images, checkpoints); "
-        f"plain = a minimal loop with the same model, batches and preprocessing. Median of {train['repeats']}.",
+        f"plain = a minimal loop with the same model, batches and preprocessing; both in fp32, NCHW. "
+        f"Median of {train['repeats']}.",
         "",
         "| case | images | plain loop img/s | trainer img/s | trainer / plain |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -84,6 +87,24 @@ def render(data: dict, train: dict, infer: dict, cli: dict, gpu: dict | None, co
             "",
             f"At that rate one epoch over the 100k train split takes about {100_000 / rate / 60:.1f} minutes.",
         ]
+    if formats:
+        lines += [
+            "",
+            "Training arithmetic on the CPU (`bench_cpu_formats.py`; the trainer, one epoch, median of "
+            f"{formats['repeats']} interleaved rounds; this CPU has native bf16 instructions: "
+            f"{'yes' if formats['native_bf16'] else 'no'}). The trainer's default on such a CPU is bf16 "
+            "autocast with channels_last; validation and evaluation score in fp32.",
+            "",
+            "| case | " + " | ".join(f"{name} img/s" for name in formats["formats"]) + " | best / fp32 |",
+            "| --- | " + " | ".join("---:" for _ in formats["formats"]) + " | ---: |",
+        ]
+        for key, case in formats["cases"].items():
+            speeds = [case[name]["img_s"] for name in formats["formats"]]
+            lines.append(
+                f"| {key.replace('@', ' @ ')}px | "
+                + " | ".join(f"{v:,.0f}" for v in speeds)
+                + f" | {max(speeds) / speeds[0]:.2f}x |"
+            )
     lines += ["", "## 3. Inference", "", "| case | evaluate img/s | predict files/s |", "| --- | ---: | ---: |"]
     for key, r in infer["models"].items():
         lines.append(f"| {key.replace(':', ' @ ')}px | {r['evaluate_img_s']:,.0f} | {r['predict_files_s']:,.0f} |")
@@ -135,6 +156,7 @@ def main(argv=None) -> int:
         *extra,
         *(["--n-per-class", "500", "--files", "200", "--repeats", "1"] if args.quick else []),
     )
+    formats = run("bench_cpu_formats.py", *extra, *(["--scale", "0.2", "--repeats", "1"] if args.quick else []))
     cli = run("bench_cli.py")
     gpu = json.loads(Path(args.gpu_json).read_text()) if args.gpu_json else None
     command = (
@@ -142,7 +164,7 @@ def main(argv=None) -> int:
         + (" --quick" if args.quick else "")
         + (f" --data {args.data}" if args.data else "")
     )
-    (HERE / "RESULTS.md").write_text(render(data, train, infer, cli, gpu, command))
+    (HERE / "RESULTS.md").write_text(render(data, train, infer, cli, gpu, command, formats))
     print(f"wrote {HERE / 'RESULTS.md'} in {time.time() - t0:.0f} s")
     return 0
 

@@ -117,13 +117,15 @@ def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
     trained elsewhere only when its settings and split are exactly the variant's."""
     label = "improved recipe (15 epochs)"
     script = str(ROOT / "benchmarks/ablation.py")
-    base = [script, "--data", str(synth_root), "--variants", "--steps", "1", "--seeds", "0"]
+    base = [script, "--data", str(synth_root), "--variants", "--only", label, "--seeds", "0"]
     lines = _run([*base, "--json", str(tmp_path / "t.json")], tmp_path)
     (step,) = json.loads((tmp_path / "t.json").read_text())["steps"]
     (run,) = step["runs"]
     assert step["label"] == label and run["epochs"] == 15 and "imported_from" not in run
+    assert run["arithmetic"].endswith("channels_last")  # this machine's defaults
     assert 0 <= run["val_accuracy_best"] <= 1 and run["train_s"] > 0
-    assert any(line.startswith(f"| {label} | {run['val_accuracy_best']:.4f} ({run['best_epoch']})") for line in lines)
+    row = f"| {label} | {run['arithmetic']} | {run['val_accuracy_best']:.4f} ({run['best_epoch']}) |"
+    assert any(line.startswith(row) for line in lines)
 
     cli = [sys.executable, "-m", "cifake_lib.cli", "train", "--model", "custom_cnn", "--data", str(synth_root)]
     for name, extra in (("same", []), ("other", ["--epochs", "3"])):
@@ -139,3 +141,24 @@ def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
         cwd=tmp_path,
     )
     assert proc.returncode != 0 and "is not this variant: epochs: 3 (run) vs 15" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, *base[:4], "--only", "nonsense"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode != 0 and "--only names no variant: nonsense" in proc.stderr
+
+
+def test_cpu_formats_benchmark_compares_four_ways_of_training(tmp_path):
+    out = tmp_path / "f.json"
+    lines = _run(
+        [
+            str(ROOT / "benchmarks/bench_cpu_formats.py"),
+            *("--cases", "custom_cnn:32", "--scale", "0.03", "--repeats", "1", "--json", str(out)),
+        ],
+        tmp_path,
+    )
+    assert lines[-1].startswith("fastest vs fp32:")
+    result = json.loads(out.read_text())
+    case = result["cases"]["custom_cnn@32"]
+    assert set(case) == {"images", *result["formats"]} and len(result["formats"]) == 4
+    assert case["fp32"]["ratio_to_fp32"] == 1.0 and all(case[f]["img_s"] > 0 for f in result["formats"])
+    assert isinstance(result["native_bf16"], bool)

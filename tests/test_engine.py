@@ -719,6 +719,39 @@ def test_evaluation_scores_in_fp32_even_for_a_bf16_run():
     assert not np.allclose(logits, rounded.numpy(), rtol=1e-5, atol=1e-6)  # what bf16 would have given
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_and_layout_follow_the_cpu(native, monkeypatch):
+    """auto: bf16 training on CPUs with bf16 instructions only (emulated bf16 is slower than
+    fp32), channels_last unless set; an explicit setting wins."""
+    from cifake_lib.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    rt = runtime.make_runtime(TrainConfig(model="custom_cnn"), cpu)
+    assert rt.amp_dtype == (torch.bfloat16 if native else None) and rt.prep.channels_last
+    rt = runtime.make_runtime(TrainConfig(model="custom_cnn", amp="off", channels_last=False), cpu)
+    assert rt.amp_dtype is None and not rt.prep.channels_last
+    assert runtime.make_runtime(TrainConfig(model="custom_cnn", amp="bf16"), cpu).amp_dtype == torch.bfloat16
+    assert runtime.make_runtime(TrainConfig(model="custom_cnn"), cpu, autocast=False).amp_dtype is None
+
+
+def test_validation_scores_in_fp32_while_training_uses_bf16():
+    from cifake_lib.engine.runtime import DistInfo, make_runtime
+    from cifake_lib.engine.trainer import Env, validate
+
+    torch.manual_seed(0)
+    model = build_model("custom_cnn").eval()
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (64, 3, 32, 32), dtype=np.uint8))
+    labels = torch.tensor([0, 1] * 32)
+    env = Env(DistInfo(), make_runtime(TrainConfig(model="custom_cnn", amp="bf16"), torch.device("cpu")), False, print)
+    row = validate(model, images, labels, torch.arange(64), env, batch_size=32)
+    with torch.no_grad():
+        ref = model(Preprocessor(32)(images))
+    expected = torch.nn.functional.cross_entropy(ref, labels).item()
+    assert row["val_loss"] == pytest.approx(expected, rel=1e-5)
+    assert env.rt.amp_dtype == torch.bfloat16  # training keeps its precision
+
+
 def test_the_paper_is_described_as_its_numbers_imply():
     from cifake_lib.study.compare import comparison_table, paper_notes, recipe_unstated
 

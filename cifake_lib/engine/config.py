@@ -80,12 +80,13 @@ class TrainConfig:
     device: str = _setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N", resume_may_change=True)
     amp: str = _setting(
         "auto",
-        "mixed precision; auto: bf16 autocast on CUDA, off on the CPU",
+        "mixed precision of training; auto: bf16 autocast on CUDA and on CPUs with bf16 instructions "
+        "(AVX512-BF16 or AMX), else off. Validation, evaluation and prediction always score in fp32",
         resume_may_change=True,
         choices=AMP_MODES,
     )
     channels_last: bool | None = _setting(
-        None, "channels_last memory format (None: on for CUDA)", resume_may_change=True, cli=False
+        None, "channels_last memory format (None: on)", resume_may_change=True, cli=False
     )
     compile: bool = _setting(False, "torch.compile the model", resume_may_change=True)
     eval_batch_size: int = _setting(512, "batch size for validation and prediction", resume_may_change=True, cli=False)

@@ -189,10 +189,11 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     config = run_dir / "config.json"
     amp = json.loads(config.read_text()).get("amp") if config.exists() else None
     device = str((ckpt.get("provenance") or {}).get("device", ""))
+    cuda = "cpu" not in device and bool(device)
     arithmetic = (
-        "bf16 autocast with TF32 matmuls"
+        "bf16 autocast" + (" with TF32 matmuls" if cuda else " (CPU)")
         if amp == "torch.bfloat16"
-        else "fp32" + (" (TF32 matmuls on CUDA)" if "cpu" not in device and device else "")
+        else "fp32" + (" (TF32 matmuls on CUDA)" if cuda else "")
     )
     return {
         "model": cfg.model,

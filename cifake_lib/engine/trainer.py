@@ -11,6 +11,7 @@ then for each epoch ``train_one_epoch``, ``validate``, save, and call ``on_epoch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -187,7 +188,10 @@ def train_one_epoch(
 def validate(model: nn.Module, images, labels, val_idx, env: Env, batch_size: int) -> dict:
     """Loss and metrics on the whole validation split (each rank scores a shard); ``val_*`` columns."""
     shard = val_idx[env.info.rank :: env.info.world]
-    logits = predict_logits(model, images, shard, env.rt, batch_size, progress=env.progress, desc="validate")
+    # scored in fp32 like evaluation, whatever precision training uses: the epoch best.pt keeps
+    # is then picked by the numbers evaluation would give
+    rt = dataclasses.replace(env.rt, amp_dtype=None)
+    logits = predict_logits(model, images, shard, rt, batch_size, progress=env.progress, desc="validate")
     y = labels[shard].to(env.device)
     loss = gather(per_image_loss(logits, y), env.info)
     logits, y = gather(logits, env.info), gather(y, env.info)
@@ -375,6 +379,7 @@ def write_run_start(run_dir: Path, cfg: TrainConfig, data: CifakeData, splits: S
         "data": data.provenance(),
         "preprocessing": env.rt.prep.describe(),
         "amp": str(env.rt.amp_dtype),
+        "channels_last": env.rt.prep.channels_last,
         "provenance": prov,
     }
     if env.info.is_main:
