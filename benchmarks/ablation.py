@@ -53,16 +53,24 @@ STEPS: list[tuple[str, dict]] = [
 ]
 
 
-# variants of the improved recipe on the full split, each changed on its own from the recipe;
+# variants of the improved recipe on the full split: (label, settings, the variant it is
+# compared with). Settings start from the recipe as it stood before this tuning (BEFORE: 15
+# epochs, no test-time flip); the last row is the recipe as it is now, the tuning's outcome.
 # FP32 rows train as the cpu report did (fp32, NCHW), the others with this machine's defaults
-# (bf16 autocast and channels_last where the CPU has bf16 instructions)
+# (bf16 autocast and channels_last where the CPU has bf16 instructions).
+BEFORE = {"epochs": 15, "tta": False}
 FP32 = {"amp": "off", "channels_last": False}
-VARIANTS: list[tuple[str, dict]] = [
-    ("improved recipe (15 epochs), fp32", {**FP32}),
-    ("improved recipe (15 epochs)", {}),
-    ("20 epochs, fp32", {"epochs": 20, **FP32}),
-    ("30 epochs", {"epochs": 30}),
-    ("40 epochs", {"epochs": 40}),
+VARIANTS: list[tuple[str, dict, str | None]] = [
+    ("improved recipe before tuning (15 epochs), fp32", {**BEFORE, **FP32}, None),
+    ("improved recipe before tuning (15 epochs)", {**BEFORE}, "improved recipe before tuning (15 epochs), fp32"),
+    ("20 epochs, fp32", {**BEFORE, "epochs": 20, **FP32}, "improved recipe before tuning (15 epochs), fp32"),
+    ("30 epochs", {**BEFORE, "epochs": 30}, "improved recipe before tuning (15 epochs)"),
+    ("40 epochs", {**BEFORE, "epochs": 40}, "improved recipe before tuning (15 epochs)"),
+    # test-time only: the 40-epoch run's best.pt scored again with the flip
+    ("40 epochs + flip TTA (rescored)", {**BEFORE, "epochs": 40, "tta": True}, "40 epochs"),
+    ("40 epochs, shift up to 4 px", {**BEFORE, "epochs": 40, "translate": 4}, "40 epochs"),
+    # the recipe as set: 40 epochs with the flip, which then also scores validation (picks best.pt)
+    ("improved recipe as set: 40 epochs, flip TTA", {}, "40 epochs"),
 ]
 
 # settings that say where and how fast a run computes, not what it learns
@@ -217,24 +225,22 @@ def variants_markdown(result: dict) -> str:
         f"Model `{result['model']}` at 32px; the whole train part ({result['train_images']:,} images) "
         f"and validation part ({result['val_images']:,} images) of the study's split; seeds "
         f"{', '.join(map(str, result['seeds']))}. Each variant changes the improved recipe only where "
-        "its label says; the change is against the first row.",
+        "its label says; `change` compares its best validation accuracy with the row it names.",
         "",
-        "| variant | training arithmetic | val accuracy (best epoch) | change | val accuracy, last epoch | "
+        "| # | variant | training arithmetic | val accuracy (best epoch) | change | val accuracy, last epoch | "
         "val AUC | train acc (last) | s per epoch (median) | training time (min) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    base = None
-    for step in result["steps"]:
-        runs = step["runs"]
-        if not runs:
-            continue
-        mean = statistics.mean(r["val_accuracy_best"] for r in runs)
-        base = mean if base is None else base
-        delta = "" if step is result["steps"][0] else f"{100 * (mean - base):+.2f} pt"
+    steps = [s for s in result["steps"] if s["runs"]]
+    number = {s["label"]: i + 1 for i, s in enumerate(steps)}
+    means = {s["label"]: statistics.mean(r["val_accuracy_best"] for r in s["runs"]) for s in steps}
+    for step in steps:
+        runs, vs = step["runs"], step.get("vs")
+        delta = f"{100 * (means[step['label']] - means[vs]):+.2f} pt vs #{number[vs]}" if vs in means else ""
         per_seed = ", ".join(f"{r['val_accuracy_best']:.4f} ({r['best_epoch']})" for r in runs)
         lines.append(
-            f"| {step['label']} | {runs[0]['arithmetic']} | {per_seed} | "
-            f"{delta} | {statistics.mean(r['val_accuracy_last'] for r in runs):.4f} | "
+            f"| {number[step['label']]} | {step['label']} | {runs[0]['arithmetic']} | {per_seed} | "
+            f"{delta} | {_mean_or_dash([r['val_accuracy_last'] for r in runs])} | "
             f"{statistics.mean(r['val_auc_best'] for r in runs):.4f} | "
             f"{statistics.mean(r['train_accuracy_last'] for r in runs):.4f} | "
             f"{statistics.mean(r['epoch_s_median'] for r in runs):.0f} | "
@@ -244,7 +250,8 @@ def variants_markdown(result: dict) -> str:
         "",
         "Training time is the sum of the epoch times (training and validation) as measured; runs "
         "marked in the JSON as imported were trained by `cifake train` on the same split with the "
-        "same settings.",
+        "same settings. Rescored rows train nothing: the named row's best.pt is scored on validation "
+        "again with the change (training time and epoch are that row's).",
     ]
     return "\n".join(lines)
 
@@ -350,7 +357,7 @@ def tune_variants(args, data, splits) -> int:
     from cifake_lib.engine.recipes import recipe_config
 
     imports = dict(item.split("=", 1) for item in args.imports)
-    labels = [label for label, _ in VARIANTS]
+    labels = [label for label, _, _ in VARIANTS]
     for option, named in (("--import", set(imports)), ("--only", set(args.only or ()))):
         if named - set(labels):
             raise SystemExit(f"{option} names no variant: {', '.join(sorted(named - set(labels)))}; variants: {labels}")
@@ -367,16 +374,21 @@ def tune_variants(args, data, splits) -> int:
     if args.resume and args.json and Path(args.json).exists():
         done = {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
     keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cifake-tuning-"))
-    for label, change in VARIANTS[: args.steps]:
+    steps_by_label: dict[str, dict] = {}
+    for label, change, vs in VARIANTS[: args.steps]:
         if args.only and label not in args.only:
             continue
-        step = {"label": label, "settings": change, "runs": []}
+        step = {"label": label, "settings": change, "vs": vs, "runs": []}
         result["steps"].append(step)
+        steps_by_label[label] = step
         for seed in args.seeds:
             cfg = recipe_config("improved", args.model, batch_size=args.batch_size, seed=seed, **change)
             old = [r for r in done.get(label, {}).get("runs", []) if r["seed"] == seed]
             if old:
                 r = old[0]
+            elif "(rescored)" in label:
+                base = next(r for r in steps_by_label[vs]["runs"] if r["seed"] == seed)
+                r = rescore_with_tta(data, splits, Path(base.get("run_dir") or base["imported_from"]), base)
             elif label in imports and seed == json.loads((Path(imports[label]) / "config.json").read_text())[
                 "config"
             ].get("seed"):

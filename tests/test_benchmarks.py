@@ -115,7 +115,7 @@ def test_gpu_recipe_runs_smoke(tmp_path):
 def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
     """--variants trains the improved recipe's variants on the whole split and takes in a run
     trained elsewhere only when its settings and split are exactly the variant's."""
-    label = "improved recipe (15 epochs)"
+    label = "improved recipe before tuning (15 epochs)"
     script = str(ROOT / "benchmarks/ablation.py")
     base = [script, "--data", str(synth_root), "--variants", "--only", label, "--seeds", "0"]
     lines = _run([*base, "--json", str(tmp_path / "t.json")], tmp_path)
@@ -124,11 +124,12 @@ def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
     assert step["label"] == label and run["epochs"] == 15 and "imported_from" not in run
     assert run["arithmetic"].endswith("channels_last")  # this machine's defaults
     assert 0 <= run["val_accuracy_best"] <= 1 and run["train_s"] > 0
-    row = f"| {label} | {run['arithmetic']} | {run['val_accuracy_best']:.4f} ({run['best_epoch']}) |"
+    row = f"| 1 | {label} | {run['arithmetic']} | {run['val_accuracy_best']:.4f} ({run['best_epoch']}) |"
     assert any(line.startswith(row) for line in lines)
 
     cli = [sys.executable, "-m", "cifake_lib.cli", "train", "--model", "custom_cnn", "--data", str(synth_root)]
-    for name, extra in (("same", []), ("other", ["--epochs", "3"])):
+    # the recipe as it stood before the tuning: 15 epochs, no test-time flip
+    for name, extra in (("same", ["--epochs", "15", "--no-tta"]), ("other", ["--epochs", "3", "--no-tta"])):
         subprocess.run([*cli, "--recipe", "improved", "--out", str(tmp_path / name), *extra], check=True, cwd=tmp_path)
     _run([*base, "--json", str(tmp_path / "i.json"), "--import", f"{label}={tmp_path / 'same'}"], tmp_path)
     (run,) = json.loads((tmp_path / "i.json").read_text())["steps"][0]["runs"]
@@ -145,6 +146,13 @@ def test_recipe_variants_train_import_and_tabulate(tmp_path, synth_root):
         [sys.executable, *base[:4], "--only", "nonsense"], capture_output=True, text=True, cwd=tmp_path
     )
     assert proc.returncode != 0 and "--only names no variant: nonsense" in proc.stderr
+
+    # a rescored variant scores the named row's best.pt again (flip TTA), training nothing
+    rescored = "40 epochs + flip TTA (rescored)"
+    _run([*base[:4], "--only", "40 epochs", rescored, "--seeds", "0", "--json", str(tmp_path / "r.json")], tmp_path)
+    trained, again = (s["runs"][0] for s in json.loads((tmp_path / "r.json").read_text())["steps"])
+    assert again["rescored"] and again["n_val"] > 0 and 0 <= again["val_accuracy_best"] <= 1
+    assert again["best_epoch"] == trained["best_epoch"] and again["run_dir"] == trained["run_dir"]
 
 
 def test_cpu_formats_benchmark_compares_four_ways_of_training(tmp_path):

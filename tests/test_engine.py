@@ -721,8 +721,8 @@ def test_evaluation_scores_in_fp32_even_for_a_bf16_run():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_and_layout_follow_the_cpu(native, monkeypatch):
-    """auto: bf16 training on CPUs with bf16 instructions only (emulated bf16 is slower than
-    fp32), channels_last unless set; an explicit setting wins."""
+    """auto: bf16 training only on CPUs with bf16 instructions, channels_last unless set; an
+    explicit setting wins."""
     from cifake_lib.engine import runtime
 
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)

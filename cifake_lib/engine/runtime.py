@@ -58,8 +58,9 @@ def resolve_device(choice: str, info: DistInfo | None = None) -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast is fast;
-    elsewhere torch emulates bf16 and it is slower than fp32."""
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast was
+    measured fast (benchmarks/bench_cpu_formats.py); without them the kernels fall back to
+    emulation, which was not measured, so ``auto`` stays in fp32 there."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
