@@ -79,12 +79,14 @@ def test_improved_recipe_defaults_and_explicit_overrides():
         assert getattr(cfg, key) == value, key
     assert cfg.epochs != 10 and cfg.optimizer == "adamw" and cfg.augment and cfg.label_smoothing > 0
     # options given explicitly win over the recipe, and departures() names them
-    cfg = train_config(_args("--model", "custom_cnn", "--recipe", "improved", "--no-augment", "--tta", "--lr", "0.01"))
-    assert cfg.augment is False and cfg.tta is True and cfg.lr == 0.01 and cfg.recipe == "improved"
+    cfg = train_config(
+        _args("--model", "custom_cnn", "--recipe", "improved", "--no-augment", "--no-tta", "--lr", "0.01")
+    )
+    assert cfg.augment is False and cfg.tta is False and cfg.lr == 0.01 and cfg.recipe == "improved"
     assert departures(cfg) == {
         "augment": (True, False),
         "lr": (RECIPE_SETTINGS["improved"]["custom_cnn"]["lr"], 0.01),
-        "tta": (False, True),
+        "tta": (True, False),
     }
     # a profile sets size and data, the recipe how to train
     cfg = profile_config("cpu", "custom_cnn", recipe="improved")
