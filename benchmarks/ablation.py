@@ -113,6 +113,20 @@ def run_step(data, splits, model: str, settings: dict, seed: int, batch_size: in
     return run_record(run, seed, time.perf_counter() - t0)
 
 
+def previous_steps(args) -> dict[str, dict]:
+    """With --resume, the steps already in --json by label (their runs are kept, not redone)."""
+    if args.resume and args.json and Path(args.json).exists():
+        return {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
+    return {}
+
+
+def save_progress(path: str | None, result: dict) -> None:
+    """Write the results so far (after every run, so an interrupted search keeps what it measured)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2))
+
+
 def _arithmetic(bf16: bool, channels_last: bool) -> str:
     return ("bf16 autocast" if bf16 else "fp32") + (", channels_last" if channels_last else "")
 
@@ -120,9 +134,11 @@ def _arithmetic(bf16: bool, channels_last: bool) -> str:
 def imported_run(run: Path, cfg, data, splits) -> dict:
     """The record of a run trained elsewhere, after checking it is exactly this variant on this split."""
     import numpy as np
+    import torch
 
     from cifake_lib.data.splits import load_manifest
     from cifake_lib.engine.config import TrainConfig
+    from cifake_lib.engine.runtime import make_runtime
 
     # from_checkpoint fills in settings added after the run was trained with their defaults
     theirs_cfg = TrainConfig.from_checkpoint(json.loads((run / "config.json").read_text())["config"])
@@ -141,10 +157,6 @@ def imported_run(run: Path, cfg, data, splits) -> dict:
         if not np.array_equal(np.sort(getattr(theirs, part)), np.sort(getattr(splits, part))):
             raise SystemExit(f"{run} was trained on another split ({part} part differs)")
     record = run_record(run, cfg.seed)
-    import torch
-
-    from cifake_lib.engine.runtime import make_runtime
-
     rt = make_runtime(cfg, torch.device("cpu"))
     want = _arithmetic(rt.amp_dtype == torch.bfloat16, rt.prep.channels_last)
     if record["arithmetic"] != want:
@@ -320,9 +332,7 @@ def main(argv=None) -> int:
         "machine": machine(),
         "steps": [],
     }
-    done = {}
-    if args.resume and args.json and Path(args.json).exists():
-        done = {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
+    done = previous_steps(args)
     keep = Path(tempfile.mkdtemp(prefix="cifake-ablation-"))
     settings: dict = {}
     for label, change in STEPS[: args.steps]:
@@ -345,9 +355,7 @@ def main(argv=None) -> int:
                 f"last {r['val_accuracy_last']:.4f}, {r['seconds']:.0f} s",
                 flush=True,
             )
-            if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps(result, indent=2))
+            save_progress(args.json, result)
     print()
     print(markdown(result))
     return 0
@@ -370,9 +378,7 @@ def tune_variants(args, data, splits) -> int:
         "machine": machine(),
         "steps": [],
     }
-    done = {}
-    if args.resume and args.json and Path(args.json).exists():
-        done = {s["label"]: s for s in json.loads(Path(args.json).read_text())["steps"]}
+    done = previous_steps(args)
     keep = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cifake-tuning-"))
     steps_by_label: dict[str, dict] = {}
     for label, change, vs in VARIANTS[: args.steps]:
@@ -395,7 +401,7 @@ def tune_variants(args, data, splits) -> int:
                 r = imported_run(Path(imports[label]), cfg, data, splits)
             else:
                 folder = keep / re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
-                r = {**run_step(data, splits, args.model, {}, seed, args.batch_size, folder, cfg=cfg)}
+                r = run_step(data, splits, args.model, {}, seed, args.batch_size, folder, cfg=cfg)
                 r["run_dir"] = str(folder / f"seed{seed}")  # kept: score the chosen one on the test part
             step["runs"].append(r)
             print(
@@ -403,9 +409,7 @@ def tune_variants(args, data, splits) -> int:
                 f"last {r['val_accuracy_last']:.4f}, {r['train_s'] / 60:.1f} min",
                 flush=True,
             )
-            if args.json:
-                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.json).write_text(json.dumps(result, indent=2))
+            save_progress(args.json, result)
     print()
     print(variants_markdown(result))
     return 0

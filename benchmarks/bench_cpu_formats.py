@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from bench_train_step import trainer_run
 from common import median, table, timed, write_json
 
 CASES = [("custom_cnn", 32, 10000), ("resnet18", 32, 1500), ("resnet18", 224, 96)]
@@ -25,24 +26,6 @@ FORMATS = [
     ("bf16", "bf16", False),
     ("bf16 channels_last", "bf16", True),
 ]
-
-
-def trainer_epoch(model_name, size, data, splits, batch_size, amp, channels_last, out: Path) -> int:
-    from cifake_lib.engine.config import TrainConfig
-    from cifake_lib.engine.trainer import train_model
-
-    cfg = TrainConfig(
-        model=model_name,
-        image_size=size,
-        epochs=1,
-        batch_size=batch_size,
-        device="cpu",
-        amp=amp,
-        channels_last=channels_last,
-    )
-    shutil.rmtree(out, ignore_errors=True)
-    train_model(cfg, data, splits, out, progress=False, log=lambda m: None)
-    return len(splits.train)
 
 
 def main(argv=None) -> dict:
@@ -88,7 +71,21 @@ def main(argv=None) -> dict:
             speeds: dict[str, list[float]] = {name: [] for name, _, _ in FORMATS}
             for _ in range(args.repeats):
                 for name, amp, cl in FORMATS:
-                    t, k = timed(trainer_epoch, model_name, size, data, splits, args.batch_size, amp, cl, tmp / "run")
+                    out = tmp / "run"
+                    shutil.rmtree(out, ignore_errors=True)
+                    t, k = timed(
+                        trainer_run,
+                        model_name,
+                        size,
+                        data,
+                        splits,
+                        args.batch_size,
+                        "cpu",
+                        out,
+                        amp,
+                        cl,
+                        progress=False,
+                    )
                     speeds[name].append(k / t)
             base = median(speeds["fp32"])
             case = {}

@@ -42,7 +42,10 @@ def plain_loop(model_name, size, images, labels, batch_size, device, seed=0):
     return len(perm)
 
 
-def trainer_run(model_name, size, data, splits, batch_size, device, out: Path):
+def trainer_run(
+    model_name, size, data, splits, batch_size, device, out: Path, amp="off", channels_last=False, progress=True
+):
+    """One epoch through the trainer (fp32 NCHW unless asked otherwise); returns the images trained."""
     from cifake_lib.engine.config import TrainConfig
     from cifake_lib.engine.trainer import train_model
 
@@ -52,10 +55,10 @@ def trainer_run(model_name, size, data, splits, batch_size, device, out: Path):
         epochs=1,
         batch_size=batch_size,
         device=device,
-        amp="off",
-        channels_last=False,
+        amp=amp,
+        channels_last=channels_last,
     )
-    train_model(cfg, data, splits, out, progress=True, log=lambda m: None)
+    train_model(cfg, data, splits, out, progress=progress, log=lambda m: None)
     return len(splits.train)
 
 
