@@ -33,28 +33,54 @@ class DistInfo:
         return self.rank == 0
 
 
+def dist_backend(device_choice: str) -> str:
+    """The torch.distributed backend for a device choice: NCCL between GPUs, gloo on the CPU."""
+    return "nccl" if device_choice != "cpu" and torch.cuda.is_available() else "gloo"
+
+
 def init_distributed(device_choice: str) -> DistInfo:
     """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on GPUs, gloo on the CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        use_cuda = device_choice != "cpu" and torch.cuda.is_available()
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend=dist_backend(device_choice))
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def resolve_device(choice: str, info: DistInfo | None = None) -> torch.device:
-    """``auto`` -> CUDA when available, else the CPU; under torchrun, this rank's GPU."""
+    """``auto`` -> CUDA when available, else the CPU; under torchrun, this rank's GPU.
+
+    A CUDA device always comes back with its index (``cuda`` -> ``cuda:<current device>``):
+    ``torch.cuda.set_device`` and DistributedDataParallel's ``device_ids`` reject an index-less
+    device, and the run's provenance should name the GPU it used.
+    """
     info = info or DistInfo()
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={choice!r} asked for, but CUDA is not available here; use device='cpu'")
-        if info.world > 1:
-            return torch.device("cuda", info.local_rank)
-    return torch.device(choice)
+    try:
+        device = torch.device(choice)
+    except RuntimeError as exc:
+        raise ConfigError(f"device={choice!r} is not a device: use auto, cpu, cuda or cuda:N ({exc})") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={choice!r} asked for, but CUDA is not available here; use device='cpu'")
+    if info.world > 1:
+        return torch.device("cuda", info.local_rank)
+    device = with_index(device)
+    count = torch.cuda.device_count()
+    if device.index >= count:
+        raise ConfigError(f"device={choice!r}: this machine shows {count} GPU(s), cuda:0 to cuda:{count - 1}")
+    return device
+
+
+def with_index(device: torch.device) -> torch.device:
+    """A CUDA device with an explicit index: ``cuda`` means the current device (``cuda:0`` unless
+    the process chose another); other devices are returned as they are."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def cpu_has_native_bf16() -> bool:
@@ -65,12 +91,46 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
-def configure_device(device: torch.device) -> None:
-    """Per-process device settings: the current GPU, and TF32 matmuls (bf16 autocast does the rest)."""
+def configure_device(device: torch.device, tf32: bool = True) -> torch.device:
+    """Per-process device settings; returns the device with its index.
+
+    On CUDA: the current GPU, and TF32 for fp32 matrix products and convolutions, on or off as
+    ``tf32`` says. The flags are process-wide, so training (with its validation) and evaluation
+    each set them from the run's config and score with the same arithmetic.
+    """
+    device = with_index(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    return device
+
+
+def setup_device(choice: str, tf32: bool = True) -> tuple[DistInfo, torch.device]:
+    """Join torchrun's process group if there is one, pick this process's device and configure
+    it: the first thing a training process does."""
+    info = init_distributed(choice)
+    return info, configure_device(resolve_device(choice, info), tf32)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training for an ``amp`` setting (auto, bf16, off) on ``device``:
+    ``auto`` is bf16 on CUDA and on CPUs with bf16 instructions, else fp32 (None)."""
+    if amp == "auto":
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        amp = "bf16" if native else "off"
+    return torch.bfloat16 if amp == "bf16" else None
+
+
+def ddp_device_ids(device: torch.device) -> list[int] | None:
+    """DistributedDataParallel's ``device_ids``: this process's GPU index, None on the CPU."""
+    return [with_index(device).index] if device.type == "cuda" else None
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` where the data lives during a run: on the GPU when training there (the whole uint8
+    dataset fits: 370 MB for CIFAKE), else where it is."""
+    return t.to(device) if device.type == "cuda" else t
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -145,9 +205,7 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
     (benchmarks/bench_cpu_formats.py: together 2.9x the fp32 NCHW training throughput of the
     custom CNN on this project's 2-core CPU); flip test-time augmentation when the config says
     so. ``autocast=False`` computes in fp32 whatever the config says."""
-    amp = cfg.amp if autocast else "off"
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()) else "off"
+    amp_dtype = autocast_dtype(cfg.amp if autocast else "off", device)
     channels_last = cfg.channels_last if cfg.channels_last is not None else True
     # reuse_output: the trainer and the inference loop finish with each batch before the next
     prep = Preprocessor(
@@ -158,4 +216,4 @@ def make_runtime(cfg: TrainConfig, device: torch.device, augment: bool | None = 
         device=device,
         reuse_output=True,
     )
-    return Runtime(device, prep, torch.bfloat16 if amp == "bf16" else None, tta=cfg.tta)
+    return Runtime(device, prep, amp_dtype, tta=cfg.tta)

@@ -40,13 +40,13 @@ from .models import build_model, head_parameters
 from .runtime import (
     DistInfo,
     Runtime,
-    configure_device,
+    ddp_device_ids,
     epoch_seed,
     gather,
-    init_distributed,
     make_runtime,
-    resolve_device,
     seed_everything,
+    setup_device,
+    to_device,
 )
 
 EpochCallback = Callable[[dict], None]
@@ -232,9 +232,7 @@ def record_epoch(state: RunState, row: dict, select_metric: str) -> bool:
 
 
 def make_env(cfg: TrainConfig, log, progress: bool) -> Env:
-    info = init_distributed(cfg.device)
-    device = resolve_device(cfg.device, info)
-    configure_device(device)
+    info, device = setup_device(cfg.device, cfg.tf32)
     seed_everything(cfg.seed, cfg.deterministic)
     say = (log or tqdm.write) if info.is_main else (lambda msg: None)
     return Env(info, make_runtime(cfg, device), progress and info.is_main, say)
@@ -243,9 +241,8 @@ def make_env(cfg: TrainConfig, log, progress: bool) -> Env:
 def device_data(data: CifakeData, splits: Splits, env: Env):
     """(images, labels, train rows, val rows) as tensors; on CUDA the whole uint8 dataset moves to
     the GPU once (370 MB for CIFAKE's 120k images) and batches are sliced there."""
-    images, labels = torch.from_numpy(data.images), torch.from_numpy(data.labels)
-    if env.device.type == "cuda":
-        images, labels = images.to(env.device), labels.to(env.device)
+    images = to_device(torch.from_numpy(data.images), env.device)
+    labels = to_device(torch.from_numpy(data.labels), env.device)
     train_idx = torch.from_numpy(splits.train).to(images.device)
     val_idx = torch.from_numpy(splits.val).to(images.device)
     return images, labels, train_idx, val_idx
@@ -302,8 +299,7 @@ def wrap_for_training(model: nn.Module, cfg: TrainConfig, env: Env) -> nn.Module
     """The model as the training step calls it: DistributedDataParallel under torchrun,
     torch.compile when asked; ``state.model`` stays the plain model (raw_model)."""
     if env.info.world > 1:
-        ids = [env.device.index] if env.device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=ddp_device_ids(env.device))
     return torch.compile(model) if cfg.compile else model
 
 
