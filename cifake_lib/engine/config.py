@@ -85,6 +85,12 @@ class TrainConfig:
         resume_may_change=True,
         choices=AMP_MODES,
     )
+    tf32: bool = _setting(
+        True,
+        "TF32 for fp32 matrix products and convolutions on CUDA (default on), the same in training, validation "
+        "and evaluation; no effect on the CPU",
+        resume_may_change=True,
+    )
     channels_last: bool | None = _setting(
         None, "channels_last memory format (None: on)", resume_may_change=True, cli=False
     )

@@ -190,10 +190,11 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
     amp = json.loads(config.read_text()).get("amp") if config.exists() else None
     device = str((ckpt.get("provenance") or {}).get("device", ""))
     cuda = "cpu" not in device and bool(device)
+    tf32 = bool(cfg.tf32) and cuda
     arithmetic = (
-        "bf16 autocast" + (" with TF32 matmuls" if cuda else " (CPU)")
+        "bf16 autocast" + (" with TF32 matmuls" if tf32 else " (CPU)" if not cuda else "")
         if amp == "torch.bfloat16"
-        else "fp32" + (" (TF32 matmuls on CUDA)" if cuda else "")
+        else "fp32" + (" (TF32 matmuls on CUDA)" if tf32 else "")
     )
     return {
         "model": cfg.model,
@@ -207,6 +208,8 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
         "batch_size": int(cfg.batch_size),
         "val_fraction": doc["settings"].get("val_fraction") if doc else None,
         "arithmetic": arithmetic,
+        # TF32 of this scoring and of the run's validation (both follow the run's config)
+        "tf32": tf32,
     }
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
-from .runtime import Runtime, make_runtime
+from .runtime import Runtime, configure_device, make_runtime, to_device
 
 
 @torch.no_grad()
@@ -69,12 +69,12 @@ def predict_array(
     """float32 N x 2 logits for a uint8 N x 3 x H x W array, preprocessed as the run's training
     data was (no augmentation), computed in fp32."""
     # scores in fp32 even where training used bf16 autocast: bf16 logits keep 8 bits of mantissa,
-    # so many images would tie and the ROC curve, AUC and calibration would be read off rounded values
+    # so many images would tie and the ROC curve, AUC and calibration would be read off rounded values;
+    # TF32 as the run's config says, as in the validation that picked its best.pt
+    device = configure_device(device, cfg.tf32)
     rt = make_runtime(cfg, device, augment=False, autocast=False)
     model = rt.place(model)
-    t = torch.from_numpy(np.ascontiguousarray(images))
-    if device.type == "cuda":
-        t = t.to(device)
+    t = to_device(torch.from_numpy(np.ascontiguousarray(images)), device)
     idx = torch.arange(len(t), device=t.device)
     logits = predict_logits(model, t, idx, rt, batch_size or cfg.eval_batch_size, progress=progress, desc=desc)
     return logits.cpu().numpy()

@@ -34,6 +34,7 @@ RUN_FACTS = (
     "batch_size",
     "val_fraction",
     "arithmetic",
+    "tf32",
 )  # what ran, for the report's front
 SUMMARY_KEYS = (*METRICS, "n", "confusion", "ci95", "average_precision", "tpr_at_fpr")
 SMALL_EXTRA = 2_000  # fewer scored images than this: the extra row gets a caveat
@@ -103,6 +104,7 @@ def _summary(study: Study, data, splits, r: dict) -> dict:
         "seed_mcnemar": r["seed_mcnemar"],
         "scratch": {
             "metrics": {k: scratch["report"][k] for k in ("accuracy", "auc", "n", "ci95")},
+            "run": {k: scratch["report"].get(k) for k in RUN_FACTS},
             "mcnemar_vs_pretrained": scratch["mcnemar"],
         }
         if scratch
