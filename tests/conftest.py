@@ -7,6 +7,12 @@ import shutil
 import zipfile
 from pathlib import Path
 
+# The suite runs on the CPU unless asked otherwise (CIFAKE_TEST_DEVICE=cuda: `make test-cuda`,
+# benchmarks/gpu_session.sh): on a GPU machine `make test` then checks what CI checks, and the
+# notebook kernels the tests start inherit the setting. Set before anything initialises CUDA.
+if os.environ.get("CIFAKE_TEST_DEVICE", "cpu") == "cpu":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,6 +20,18 @@ from PIL import Image
 from cifake_lib.data.synth import make_synthetic_cifake
 
 REAL_DATA = os.environ.get("CIFAKE_DATA")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run only where a CUDA GPU is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    why = "needs a CUDA GPU (on a GPU machine: CIFAKE_TEST_DEVICE=cuda pytest -m cuda, or make test-cuda)"
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=why))
 
 
 @pytest.fixture(autouse=True)
