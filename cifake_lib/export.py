@@ -158,6 +158,8 @@ def what_ran(summary: dict) -> list[str]:
     out = []
     runs = [(m, r) for m, r in summary.get("runs", {}).items()]
     runs += [(m, c["run"]) for m, c in (summary.get("recipes") or {}).items()]
+    if (summary.get("scratch") or {}).get("run"):  # 03's from-scratch twin of the pretrained ResNet-18
+        runs.append(("resnet18", summary["scratch"]["run"]))
     for model, run in runs:
         start = "ImageNet-pretrained" if run.get("pretrained") else "trained from scratch"
         if model == "custom_cnn":
@@ -250,8 +252,25 @@ def headline_table(summary: dict | None, synthetic: bool) -> str:
     return f'<table class="cifake-headline">{head}{"".join(rows)}</table>'
 
 
+def _overrides_text(meta: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in (meta.get("overrides") or {}).items())
+
+
+def overrides_note(meta: dict) -> str:
+    """The front page's statement that the profile's settings were overridden ("" when not)."""
+    overrides = meta.get("overrides") or {}
+    if not overrides:
+        return ""
+    values = _overrides_text(meta)
+    return (
+        f"Made with overrides of the {meta['profile']} profile ({values}): these runs are not the profile's "
+        "full settings, so their numbers rehearse the pipeline rather than measure it."
+    )
+
+
 def front_html(meta: dict, summary: dict | None, figures: list[tuple[str, str]]) -> str:
     synthetic = meta["data"]["synthetic"]
+    note = overrides_note(meta)
     line = " · ".join(
         (
             f"profile {meta['profile']}",
@@ -269,7 +288,8 @@ def front_html(meta: dict, summary: dict | None, figures: list[tuple[str, str]])
         '<section class="cifake-front">'
         "<h1>cifake: telling real photographs from AI-generated images</h1>"
         f'<p class="cifake-line">{html.escape(line)}</p>'
-        f'<p class="cifake-abstract"><b>Abstract.</b> {abstract(meta, summary)}</p>'
+        + (f'<p class="cifake-overrides"><b>Overrides.</b> {html.escape(note)}</p>' if note else "")
+        + f'<p class="cifake-abstract"><b>Abstract.</b> {abstract(meta, summary)}</p>'
         f"<h2>Headline results{' (synthetic demo data)' if synthetic else ''}</h2>"
         f"{headline_table(summary, synthetic)}"
         f'<h2>Key figures</h2><div class="cifake-figures">{figs}</div>'
@@ -298,6 +318,7 @@ def provenance_rows(meta: dict) -> list[tuple[str, str]]:
     rows = [
         ("date (UTC)", meta["date"]),
         ("profile", meta["profile"]),
+        ("overrides of the profile", _overrides_text(meta) or "none"),
         ("data", meta["data"]["source"]),
         ("data fingerprint", meta["data"]["fingerprint"][:16]),
         ("synthetic data", "YES - not CIFAKE" if meta["data"]["synthetic"] else "no (CIFAKE layout)"),
@@ -331,6 +352,7 @@ body { font-family: "DejaVu Sans", Arial, sans-serif; }
                  text-align: center; padding: 4px; font-size: 12px; }
 .cifake-front h1 { font-size: 24px; margin: 0 0 4px 0; }
 .cifake-line { color: #555; font-size: 11px; margin: 0 0 10px 0; }
+.cifake-overrides { background: #fff4ce; border-left: 4px solid #b58900; padding: 4px 8px; font-size: 12px; }
 .cifake-abstract { font-size: 12.5px; line-height: 1.45; text-align: justify; }
 .cifake-front h2 { font-size: 15px; margin: 12px 0 4px 0; }
 .cifake-headline, .cifake-toc table, .cifake-prov { border-collapse: collapse; font-size: 11px; }
@@ -391,7 +413,8 @@ def _banner(synthetic: bool) -> str:
 
 def study_name(meta: dict) -> str:
     data = "synthetic demo data" if meta["data"]["synthetic"] else meta["data"]["source"].split("/")[-1]
-    return f"{meta['profile']} profile on {data}"
+    overridden = " (with overrides)" if meta.get("overrides") else ""
+    return f"{meta['profile']} profile{overridden} on {data}"
 
 
 # ----------------------------------------------------------------------------- pages and the PDF

@@ -31,6 +31,19 @@ NOTEBOOKS = (
     "07_robustness",
 )
 OUTPUTS = ("index.html", "cifake_report.pdf", "FAILED.txt", "timings.json")
+# notebook parameters `make report` passes on (to the notebooks that declare them), so that any
+# profile can be tried on a subset: make report PROFILE=paper LIMIT_PER_CLASS=16 EPOCHS=1
+OVERRIDES = (
+    "LIMIT_PER_CLASS",
+    "EPOCHS",
+    "BATCH_SIZE",
+    "WEIGHTS",
+    "AMP",
+    "EVAL_LIMIT_PER_CLASS",
+    "EXTRA_TEST_DATA",
+)
+PATH_OVERRIDES = ("WEIGHTS", "EXTRA_TEST_DATA")  # resolved here: the notebooks run in notebooks/
+OVERRIDE_MINIMUM = {"EPOCHS": 1, "BATCH_SIZE": 1, "LIMIT_PER_CLASS": 0, "EVAL_LIMIT_PER_CLASS": 0}  # 0: all
 
 
 # ----------------------------------------------------------------------------- execution
@@ -91,10 +104,39 @@ def run_notebooks(
     return timings
 
 
+def check_overrides(overrides: dict) -> dict:
+    """The overrides with paths made absolute, each checked as its notebooks will check it.
+
+    Raises ReportError for a name `make report` does not pass on, a value of the wrong kind, or
+    a path that does not exist, before any notebook starts."""
+    from .engine.config import ConfigError
+    from .study.parameters import check_value
+
+    out = {}
+    for name, value in overrides.items():
+        if name not in OVERRIDES:
+            raise ReportError(f"{name} is not a report override; choose from {', '.join(OVERRIDES)}")
+        if name in PATH_OVERRIDES and value:
+            paths_ = [value] if isinstance(value, str) else value
+            missing = [p for p in paths_ if not Path(p).expanduser().exists()]
+            if missing:
+                raise ReportError(f"{name}: {', '.join(missing)} does not exist")
+            resolved = [str(Path(p).expanduser().resolve()) for p in paths_]
+            value = resolved[0] if isinstance(value, str) else resolved
+        try:
+            check_value(name, value)
+        except ConfigError as exc:
+            raise ReportError(str(exc)) from None
+        if name in OVERRIDE_MINIMUM and value < OVERRIDE_MINIMUM[name]:
+            raise ReportError(f"{name}={value}: must be at least {OVERRIDE_MINIMUM[name]}")
+        out[name] = value
+    return out
+
+
 # ----------------------------------------------------------------------------- export
 
 
-def collect_meta(layout, profile: str, data) -> dict:
+def collect_meta(layout, profile: str, data, overrides: dict | None = None) -> dict:
     """What the title page states: when, which profile and data, which devices and code."""
     from .provenance import git_commit, versions
 
@@ -106,6 +148,7 @@ def collect_meta(layout, profile: str, data) -> dict:
         "devices": sorted({run["provenance"]["device"] for run in layout.run_configs()}),
         "git_commit": git_commit(),
         "versions": versions(),
+        "overrides": dict(overrides or {}),
     }
 
 
@@ -132,8 +175,12 @@ def make_report(
     pdf: bool = True,
     log=print,
     progress: bool = True,
+    overrides: dict | None = None,
 ) -> dict:
-    """The whole `make report`; returns what was written. Raises ReportError on failure."""
+    """The whole `make report`; returns what was written. Raises ReportError on failure.
+
+    ``overrides`` maps notebook parameters (see OVERRIDES) to values that replace the profile's
+    in every notebook that declares them; the report's front page lists them."""
     from .data.dataset import load_cifake
     from .study.layout import StudyLayout
     from .study.profiles import resolve_profile
@@ -143,6 +190,7 @@ def make_report(
     clear_outputs(report_dir)
     try:
         profile = resolve_profile(profile)
+        overrides = check_overrides(overrides or {})
         work = report_dir / "work"
         data_path, synthetic = resolve_data(data, work / "synthetic-demo-data")
         loaded = load_cifake(data_path)
@@ -150,11 +198,15 @@ def make_report(
         if synthetic:
             log(f"NOTE: {SYNTHETIC_BANNER}")
         log(f"data: {data_path} ({len(loaded):,} images); profile: {profile}; study folder: {work}")
-        params = {"DATA": str(data_path), "PROFILE": profile, "OUT": str(work)}
+        if overrides:
+            log("overrides of the profile: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+        params = {"DATA": str(data_path), "PROFILE": profile, "OUT": str(work), **overrides}
         timings = run_notebooks(params, report_dir / "executed", notebooks, log=log, progress=progress)
-        (report_dir / "timings.json").write_text(json.dumps({"profile": profile, "seconds": timings}, indent=2))
+        (report_dir / "timings.json").write_text(
+            json.dumps({"profile": profile, "overrides": overrides, "seconds": timings}, indent=2)
+        )
         layout = StudyLayout(work)
-        meta = collect_meta(layout, profile, loaded)
+        meta = collect_meta(layout, profile, loaded, overrides)
         executed = [report_dir / "executed" / f"{n}.ipynb" for n in notebooks]
         meta["data"]["synthetic"] = bool(synthetic)
         out = build_exports(report_dir, executed, meta, layout.summary(), pdf=pdf, log=log)
@@ -175,12 +227,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="auto", help="auto (paper with CUDA, else cpu), smoke, cpu or paper")
     parser.add_argument("--out", default=str(paths.REPO_ROOT / "report"), help="report folder (default report/)")
     parser.add_argument("--no-pdf", action="store_true", help="HTML only")
+    sub = parser.add_argument_group(
+        "overrides",
+        "replace the profile's values in the notebooks that take them, e.g. to rehearse the paper profile on a "
+        "CPU: --profile paper --limit-per-class 16 --epochs 1 --weights resnet18-f37072fd.pth. "
+        "A report made with overrides says so on its front page.",
+    )
+    sub.add_argument("--limit-per-class", type=int, metavar="K", help="training images per class (0: all)")
+    sub.add_argument("--epochs", type=int, metavar="N", help="epochs of every training run (all recipes)")
+    sub.add_argument("--batch-size", type=int, metavar="B", help="training batch size of every run")
+    sub.add_argument("--weights", metavar="FILE", help="local ImageNet ResNet-18 weights (resnet18-f37072fd.pth)")
+    sub.add_argument("--amp", choices=("auto", "bf16", "off"), help="training arithmetic (bf16 autocast or fp32)")
+    sub.add_argument(
+        "--eval-limit-per-class", type=int, metavar="K", help="test images per class scored in 05 and 07 (0: all)"
+    )
+    sub.add_argument(
+        "--extra-test-data", metavar="A,B", help="comma-separated paths of more labelled data scored in 05"
+    )
     args = parser.parse_args(argv)
+    overrides = {
+        name: value
+        for name, value in (
+            ("LIMIT_PER_CLASS", args.limit_per_class),
+            ("EPOCHS", args.epochs),
+            ("BATCH_SIZE", args.batch_size),
+            ("WEIGHTS", args.weights),
+            ("AMP", args.amp),
+            ("EVAL_LIMIT_PER_CLASS", args.eval_limit_per_class),
+            ("EXTRA_TEST_DATA", [p for p in (args.extra_test_data or "").split(",") if p] or None),
+        )
+        if value is not None and value != ""
+    }
     from .data.sources import DataError
     from .engine.config import ConfigError
 
     try:
-        out = make_report(args.data or None, args.profile, Path(args.out), pdf=not args.no_pdf)
+        out = make_report(args.data or None, args.profile, Path(args.out), pdf=not args.no_pdf, overrides=overrides)
     except (ReportError, ConfigError, DataError) as exc:
         print(f"make report: FAILED: {exc}", file=sys.stderr)
         print(f"(no report was produced; see {Path(args.out) / 'FAILED.txt'})", file=sys.stderr)

@@ -397,3 +397,152 @@ def test_05_scores_extra_data_baselines_and_the_difference(smoke_report, tmp_pat
         "average_precision" in summary["metrics"]["custom_cnn"]
         and (out / "evaluation" / "extra0" / "resnet18").is_dir()
     )
+
+
+# ----------------------------------------------------------------------------- the paper profile, rehearsed
+
+REHEARSAL = {"LIMIT_PER_CLASS": 16, "EPOCHS": 1, "BATCH_SIZE": 12, "AMP": "bf16", "EVAL_LIMIT_PER_CLASS": 8}
+PAPER_RUNS = {  # run folder -> (model, recipe, pretrained)
+    "resnet18": ("resnet18", "paper", True),
+    "resnet18_scratch": ("resnet18", "paper", False),
+    "resnet18_improved": ("resnet18", "improved", True),
+    "custom_cnn": ("custom_cnn", "paper", False),
+    "custom_cnn_improved": ("custom_cnn", "improved", False),
+}
+
+
+@pytest.fixture(scope="module")
+def paper_rehearsal(tmp_path_factory):
+    """The GPU batch run's own code paths on the CPU: `make report PROFILE=paper` with overrides
+    (a few dozen images, 1 epoch, ragged batches, bf16 autocast forced on), ImageNet weights for
+    ResNet-18 read from a stand-in file in a temporary torch hub cache."""
+    import torch
+    from torchvision.models import resnet18
+
+    base = tmp_path_factory.mktemp("paper")
+    data = make_synthetic_cifake(base / "synthetic", per_class=60, seed=2)
+    hub = base / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.manual_seed(12345)  # not the seed any run initialises with
+    standin = resnet18().state_dict()
+    torch.save(standin, hub / "resnet18-f37072fd.pth")
+    report_dir = base / "report"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(base / "torch"))  # the notebook kernels inherit it
+        out = make_report(
+            str(data),
+            "paper",
+            report_dir,
+            pdf=find_chromium() is not None,
+            log=lambda m: None,
+            progress=False,
+            overrides=REHEARSAL,
+        )
+    return {"dir": report_dir, "work": report_dir / "work", "out": out, "standin": standin}
+
+
+def test_paper_rehearsal_trains_the_five_runs_at_224px(paper_rehearsal):
+    import torch
+
+    runs = paper_rehearsal["work"] / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == sorted(PAPER_RUNS)
+    for name, (model, recipe, pretrained) in PAPER_RUNS.items():
+        doc = json.loads((runs / name / "config.json").read_text())
+        cfg = doc["config"]
+        assert doc["input_size"] == 224 and doc["preprocessing"]["image_size"] == 224, name
+        assert (cfg["model"], cfg["recipe"], cfg["pretrained"]) == (model, recipe, pretrained), name
+        assert doc["amp"] == "torch.bfloat16" and cfg["epochs"] == 1 and cfg["batch_size"] == 12, name
+        hist = pd.read_csv(runs / name / "history.csv")
+        manifest = json.loads((runs / name / "splits.json").read_text())
+        n_train = manifest["sizes"]["train"]["total"]
+        assert n_train == 32 and n_train % cfg["batch_size"] != 0  # two full batches, then a ragged one
+        assert list(hist["epoch"]) == [1] and np.isfinite(hist["train_loss"]).all()
+    # the pretrained runs start from the stand-in weights (one epoch moves them little); the
+    # from-scratch twin does not
+    standin = paper_rehearsal["standin"]["layer3.0.conv1.weight"]
+    for name, expect_close in (("resnet18", True), ("resnet18_improved", True), ("resnet18_scratch", False)):
+        state = torch.load(runs / name / "best.pt", map_location="cpu", weights_only=True)["model"]
+        gap = (state["layer3.0.conv1.weight"].float() - standin).abs().max().item()
+        assert (gap < 0.02) == expect_close, (name, gap)
+
+
+def test_paper_rehearsal_notebooks_05_to_07_use_every_run(paper_rehearsal):
+    work = paper_rehearsal["work"]
+    summary = json.loads((work / "evaluation" / "summary.json").read_text())
+    assert summary["profile"] == "paper" and summary["eval_limit_per_class"] == 8
+    for model, pretrained in (("resnet18", True), ("custom_cnn", False)):
+        run = summary["runs"][model]
+        assert run["input_size"] == 224 and run["pretrained"] is pretrained
+        assert summary["metrics"][model]["n"] == 16
+        assert summary["recipes"][model]["run"]["input_size"] == 224
+        assert summary["recipes"][model]["run"]["recipe"] == "improved"
+    scratch = summary["scratch"]
+    assert scratch["run"]["input_size"] == 224 and scratch["run"]["pretrained"] is False
+    assert scratch["metrics"]["n"] == 16 and scratch["mcnemar_vs_pretrained"]["n"] == 16
+    rob = pd.read_csv(work / "evaluation" / "robustness.csv")
+    names = {"ResNet-18", "Custom CNN", "ResNet-18 (improved recipe)", "Custom CNN (improved recipe)"}
+    assert set(rob["model"]) == names and len(rob) == 4 * 11
+    import nbformat
+
+    nb = nbformat.read(paper_rehearsal["dir"] / "executed" / "06_explainability.ipynb", as_version=4)
+    text = "".join(
+        o.get("text", "") + "".join(str(v) for v in o.get("data", {}).values())
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "Grad-CAM" in text and "layer4" in text  # ResNet-18's 7x7 stage: 224px input
+
+
+def test_paper_rehearsal_report_says_it_was_made_with_overrides(paper_rehearsal):
+    index = (paper_rehearsal["dir"] / "index.html").read_text()
+    assert "Made with overrides of the paper profile" in index and "LIMIT_PER_CLASS=16" in index
+    timings = json.loads((paper_rehearsal["dir"] / "timings.json").read_text())
+    assert timings["profile"] == "paper" and timings["overrides"] == REHEARSAL
+    if paper_rehearsal["out"]["pdf"]:
+        from pypdf import PdfReader
+
+        first = PdfReader(str(paper_rehearsal["out"]["pdf"])).pages[0].extract_text()
+        assert "Made with overrides" in first
+
+
+def test_report_overrides_are_checked_before_any_notebook_runs(tmp_path, monkeypatch):
+    from cifake_lib.report import check_overrides
+
+    with pytest.raises(ReportError, match="not a report override"):
+        check_overrides({"SEEDZ": 3})
+    with pytest.raises(ReportError, match="EPOCHS='1' has type str"):
+        check_overrides({"EPOCHS": "1"})
+    with pytest.raises(ReportError, match="LIMIT_PER_CLASS=-1: must be at least 0"):
+        check_overrides({"LIMIT_PER_CLASS": -1})
+    with pytest.raises(ReportError, match="AMP='fp16': choose one of"):
+        check_overrides({"AMP": "fp16"})
+    with pytest.raises(ReportError, match="does not exist"):
+        check_overrides({"WEIGHTS": str(tmp_path / "missing.pth")})
+    # paths become absolute: the notebooks run in notebooks/, not where make was called
+    (tmp_path / "w.pth").write_bytes(b"")
+    (tmp_path / "extra").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert check_overrides({"WEIGHTS": "w.pth", "EXTRA_TEST_DATA": ["extra"]}) == {
+        "WEIGHTS": str(tmp_path / "w.pth"),
+        "EXTRA_TEST_DATA": [str(tmp_path / "extra")],
+    }
+
+
+def test_make_report_passes_every_override_on(tmp_path, capsys):
+    args = ["PROFILE=paper", "LIMIT_PER_CLASS=16", "EPOCHS=1", "WEIGHTS=w.pth", "BATCH_SIZE=12", "AMP=bf16"]
+    args += ["EVAL_LIMIT_PER_CLASS=8", "EXTRA_TEST_DATA=a,b"]
+    proc = subprocess.run(
+        ["make", "-n", "report", *args], cwd=NOTEBOOK_DIR.parent, capture_output=True, text=True, check=True
+    )
+    line = next(x for x in proc.stdout.splitlines() if "cifake_lib.report" in x)
+    flags = ['--profile "paper"', '--limit-per-class "16"', '--epochs "1"', '--weights "w.pth"', '--batch-size "12"']
+    flags += ['--amp "bf16"', '--eval-limit-per-class "8"', '--extra-test-data "a,b"']
+    for flag in flags:
+        assert flag in line, flag
+    from cifake_lib.report import main
+
+    # the command line turns them into the notebooks' parameters (a bad one stops before any notebook)
+    assert main(["--profile", "paper", "--epochs", "0", "--out", str(tmp_path)]) == 1
+    assert "EPOCHS=0: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "executed").exists()

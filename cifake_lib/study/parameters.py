@@ -43,6 +43,13 @@ PARAMETERS: dict[str, Parameter] = {
         (str,), "", "local resnet18-f37072fd.pth for offline machines; empty: torch hub cache", "weights"
     ),
     "AUGMENT": Parameter((bool, NONE), None, "random flip + translation; None: the recipe's", "augment"),
+    "AMP": Parameter(
+        (str, NONE),
+        None,
+        "training arithmetic: None: the recipe's (auto: bf16 autocast on CUDA and bf16 CPUs), bf16 or off",
+        "amp",
+        choices=(None, "auto", "bf16", "off"),
+    ),
     "RECIPE": Parameter(
         (str,),
         "profile",
@@ -76,6 +83,7 @@ _TRAIN = (
     "BATCH_SIZE",
     "LR",
     "AUGMENT",
+    "AMP",
     "LIMIT_PER_CLASS",
     "RESUME",
     "SEEDS",
@@ -110,18 +118,30 @@ def collect(stage: str, namespace: dict) -> dict:
     if missing:
         raise ConfigError(f"the parameters cell must define {', '.join(missing)}")
     for name, value in given.items():
-        spec = PARAMETERS[name]
-        if isinstance(value, bool) and bool not in spec.types:
-            raise ConfigError(f"{name}={value!r}: expected {spec.comment}")
-        if not isinstance(value, spec.types):
-            raise ConfigError(f"{name}={value!r} has type {type(value).__name__}: expected {spec.comment}")
-        if spec.choices and value not in spec.choices:
-            raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(repr, spec.choices))}")
-        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name}={value!r}: expected a list of paths (strings)")
+        check_value(name, value)
     if stage in NOTEBOOK_MODELS and given["MODEL"] not in NOTEBOOK_MODELS[stage]:
         raise ConfigError(f"MODEL={given['MODEL']!r}: this notebook trains {' or '.join(NOTEBOOK_MODELS[stage])}")
     return given
+
+
+def check_value(name: str, value) -> None:
+    """Fail with a ConfigError unless ``value`` is a valid value of parameter ``name``."""
+    spec = PARAMETERS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown parameter {name}; known: {', '.join(PARAMETERS)}")
+    if isinstance(value, bool) and bool not in spec.types:
+        raise ConfigError(f"{name}={value!r}: expected {spec.comment}")
+    if not isinstance(value, spec.types):
+        raise ConfigError(f"{name}={value!r} has type {type(value).__name__}: expected {spec.comment}")
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(f"{name}={value!r}: choose one of {', '.join(map(repr, spec.choices))}")
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name}={value!r}: expected a list of paths (strings)")
+
+
+def declared_by(name: str) -> list[str]:
+    """The notebooks whose parameters cell declares ``name``."""
+    return [stage for stage, names in NOTEBOOK_PARAMETERS.items() if name in names]
 
 
 def train_overrides(params: dict) -> dict:
