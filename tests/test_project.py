@@ -15,7 +15,10 @@ def test_environment_yml_mirrors_pyproject():
     env = (ROOT / "environment.yml").read_text()
     pinned = set(re.findall(r"^\s+- ([A-Za-z0-9_.\-]+==[^\s]+)\s*$", env, re.M))
     assert set(deps) == pinned
-    assert "python=3.11" in env
+    # the same Pythons as requires-python (3.11 to 3.13)
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11,<3.14"
+    assert re.search(r"^\s+- python>=3\.11,<3\.14\b", env, re.M)
 
 
 def test_source_notebooks_have_no_outputs():

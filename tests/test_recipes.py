@@ -51,6 +51,7 @@ PAPER_DEFAULTS = {
     "deterministic": False,
     "device": "auto",
     "amp": "auto",
+    "tf32": True,
     "channels_last": None,
     "compile": False,
     "eval_batch_size": 512,
