@@ -2,7 +2,7 @@
 """Run the CPU benchmarks and write benchmarks/RESULTS.md from what they measured.
 
 Every figure in RESULTS.md comes from the JSON files these runs write (benchmarks/out/);
-nothing is typed in by hand. GPU figures come from gpu_check.py's JSON when one is given.
+nothing is typed in by hand. GPU figures come from gpu_session.py's (or gpu_check.py's) JSON when one is given.
 """
 
 from __future__ import annotations
@@ -119,31 +119,79 @@ def render(
     ]
     for name, r in cli["cases"].items():
         lines.append(f"| `{name}` | {r['median_s']:.3f} |")
-    lines += ["", "## 5. GPU (benchmarks/gpu_check.py)", ""]
-    if gpu:
+    lines += ["", "## 5. GPU (benchmarks/gpu_session.py, benchmarks/gpu_check.py)", ""]
+    session = gpu if gpu and "gpu_check" in gpu else None
+    check = (session["gpu_check"]["result"] if session else gpu) or None
+    if session:
+        lines += gpu_session_lines(session)
+    if check:
         lines += [
-            f"Measured on {gpu['machine'].get('gpu')} ({gpu.get('time_utc', 'date in JSON')}):",
+            f"gpu_check.py on {check['machine'].get('gpu')}:",
             "",
-            f"- data path alone: {gpu['data_path_img_s']:,.0f} img/s of {gpu['image_size']}px batches",
-            f"- trainer, one epoch of {gpu['images']:,} images: {gpu['trainer']['train_img_s']:,.0f} img/s "
-            f"({gpu['trainer']['tflop_s']:.0f} TFLOP/s)",
-            f"- paper-style path: {gpu['paper_style']['img_s']:,.0f} img/s; speedup {gpu['speedup']:.1f}x",
-            f"- peak GPU memory: {gpu.get('peak_gpu_memory_gib', float('nan')):.1f} GiB",
+            f"- data path alone: {check['data_path_img_s']:,.0f} img/s of {check['image_size']}px batches",
+            f"- trainer, one epoch of {check['images']:,} images: {check['trainer']['train_img_s']:,.0f} img/s "
+            f"({check['trainer']['tflop_s']:.0f} TFLOP/s)",
+            f"- paper-style path: {check['paper_style']['img_s']:,.0f} img/s; speedup {check['speedup']:.1f}x",
+            f"- peak GPU memory: {check.get('peak_gpu_memory_gib', float('nan')):.1f} GiB",
         ]
-    else:
+    if not gpu:
         lines += [
-            "**Not measured yet**: no GPU was lent to a session since the script was written. The targets "
+            "**Not measured yet**: no GPU was lent to a session since the scripts were written. The targets "
             "(data path >= 50,000 img/s of 224px batches; ResNet-18 at 224px >= 10,000 img/s, so 10 epochs "
-            "in under 2 minutes) are unverified. Run `python benchmarks/gpu_check.py` on a GPU machine "
-            "(it writes `$OUT/gpu_check.json`), then `python benchmarks/run_all.py --gpu-json FILE`."
+            "in under 2 minutes) are unverified. On a GPU machine run `PYTHONPATH=. python3 "
+            "benchmarks/gpu_session.py --out DIR` (under 9 minutes; it writes `DIR/gpu_session.json`), "
+            "then `python benchmarks/run_all.py --gpu-json DIR/gpu_session.json`."
         ]
     return "\n".join(lines) + "\n"
+
+
+def gpu_session_lines(session: dict) -> list[str]:
+    """RESULTS.md lines for a gpu_session.json: versions, the CUDA tests, the paper-profile slice
+    and the estimate of the full paper report."""
+    v = session["versions"]
+    gpu = v.get("gpu") or {}
+    tests = session["cuda_tests"]
+    counts = ", ".join(f"{n} {word}" for word, n in tests["counts"].items()) or "no count"
+    lines = [
+        f"Session of {session['time_utc']} on {gpu.get('name', 'no GPU')} ({gpu.get('memory_gib', 0):.0f} GiB): "
+        f"Python {v['python']}, torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
+        f"cuDNN {v['cudnn']}; {session['wall_s']:.0f} s in all.",
+        "",
+        f"- CUDA tests (tests/test_cuda.py, tests/test_cuda_paths.py): {counts} (exit {tests['returncode']})",
+        f"- missing there for the notebooks: {', '.join(v['missing_packages']) or 'nothing'}",
+        "",
+    ]
+    sl = session.get("paper_slice")
+    if sl:
+        lines += [
+            f"Paper profile, one epoch over {sl['images']:,} images, then fp32 scoring of {sl['val_images']:,}:",
+            "",
+            "| model | input (px) | batch | train img/s | fp32 scoring img/s | peak memory (GiB) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for model, m in sl["models"].items():
+            peak = m.get("peak_train_memory_gib")
+            lines.append(
+                f"| {model} | {m['input_size']} | {m['batch_size']} | {m['train_img_s']:,.0f} "
+                f"| {m['eval_img_s']:,.0f} | {'-' if peak is None else f'{peak:.1f}'} |"
+            )
+        est = sl["estimate"]
+        lines += [
+            "",
+            f"Estimated wall time of the full `paper` report from these rates: {est['total_minutes']:.0f} minutes "
+            "(training with per-epoch validation, 05's scoring, 07's perturbations; not counted: decoding, "
+            "checkpoint writes, notebook start-up, Grad-CAM, the PDF).",
+            "",
+        ]
+    return lines
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", help="CIFAKE folder or zip (default $CIFAKE_DATA, else synthetic)")
-    ap.add_argument("--gpu-json", help="gpu_check.json from a GPU machine, to include in RESULTS.md")
+    ap.add_argument(
+        "--gpu-json", help="gpu_session.json (or gpu_check.json) from a GPU machine, to include in RESULTS.md"
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes), for a first look")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -170,3 +170,33 @@ def test_cpu_formats_benchmark_compares_four_ways_of_training(tmp_path):
     assert set(case) == {"images", *result["formats"]} and len(result["formats"]) == 4
     assert case["fp32"]["ratio_to_fp32"] == 1.0 and all(case[f]["img_s"] > 0 for f in result["formats"])
     assert isinstance(result["native_bf16"], bool)
+
+
+def test_gpu_session_smoke_runs_every_step_and_folds_into_results(tmp_path):
+    """The prepared GPU session, tiny on the CPU: versions, the CUDA test files (skipped without
+    a GPU, the fakes run), gpu_check, the paper-profile slice and its estimate; run_all renders it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_all import gpu_session_lines
+
+    lines = _run([str(ROOT / "benchmarks/gpu_session.py"), "--smoke", "--out", str(tmp_path)], tmp_path)
+    assert lines[-1].startswith("session passed in")
+    session = json.loads((tmp_path / "gpu_session.json").read_text())
+    assert set(session["versions"]["missing_packages"]) <= {"kagglehub"}  # this venv has the rest
+    counts = session["cuda_tests"]["counts"]
+    assert session["cuda_tests"]["returncode"] == 0 and counts["passed"] >= 10 and counts["skipped"] == 3
+    assert session["gpu_check"]["result"]["images"] == 256 and not (tmp_path / "gpu_check.json").exists()
+    models = session["paper_slice"]["models"]
+    assert set(models) == {"resnet18", "custom_cnn"} and all(m["train_img_s"] > 0 for m in models.values())
+    est = session["paper_slice"]["estimate"]
+    assert [p["run"] for p in est["runs"]] == [
+        "resnet18 paper",
+        "resnet18 scratch",
+        "resnet18 improved",
+        "custom_cnn paper",
+        "custom_cnn improved",
+    ]
+    assert est["total_minutes"] == pytest.approx(sum(p["minutes"] for p in est["runs"]))
+    log = (tmp_path / "gpu_session.log").read_text()
+    assert "== 4. a slice of the paper profile" in log and "estimated wall time" in log
+    text = "\n".join(gpu_session_lines(session))
+    assert "| resnet18 | 32 | 64 |" in text and f"{est['total_minutes']:.0f} minutes" in text
