@@ -220,12 +220,40 @@ def estimate_paper_report(rates: dict) -> dict:
     return {"runs": parts, "total_minutes": total / 60}
 
 
+def print_estimate(spec: str, out: str) -> int:
+    """The estimate of the full paper report from assumed rates (before any GPU measured them)."""
+    try:
+        train, score = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise SystemExit(f"--estimate wants TRAIN,SCORE images/s, e.g. 6000,15000; got {spec!r}") from None
+    rates = {m: {"train_img_s": train, "eval_img_s": score} for m in ("resnet18", "custom_cnn")}
+    est = {"assumed_rates": rates, **estimate_paper_report(rates)}
+    for part in est["runs"]:
+        print(f"  {part['run']:<22} {part['epochs']:>3} epochs  {part['minutes']:6.1f} min")
+    print(
+        f"estimated wall time of the full paper report at {train:,.0f} / {score:,.0f} img/s: "
+        f"{est['total_minutes']:.0f} minutes"
+    )
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"paper_estimate_{train:.0f}_{score:.0f}.json").write_text(json.dumps(est, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the JSON and the log (default $OUT)")
     ap.add_argument("--slice-images", type=int, default=25_600, help="images of the paper-profile slice's epoch")
     ap.add_argument("--smoke", action="store_true", help="every step tiny, on the CPU (the test suite runs this)")
+    ap.add_argument(
+        "--estimate",
+        metavar="TRAIN,SCORE",
+        help="only print (and with --out write) the paper-report estimate for assumed images/s of training and "
+        "of fp32 scoring, the same for both networks; no GPU needed",
+    )
     args = ap.parse_args(argv)
+    if args.estimate:
+        return print_estimate(args.estimate, args.out)
     if not args.out:
         ap.error("--out (or $OUT) is required")
     out = Path(args.out)
@@ -258,7 +286,7 @@ def main(argv=None) -> int:
     est = result["paper_slice"]["estimate"]
     for part in est["runs"]:
         log(f"  estimate: {part['run']:<22} {part['epochs']:>3} epochs  {part['minutes']:6.1f} min")
-    log(f"estimated wall time of the full paper report on this GPU: {est['total_minutes']:.0f} minutes")
+    log(f"estimated wall time of the full paper report at these rates: {est['total_minutes']:.0f} minutes")
     save()
     ok = result["cuda_tests"]["returncode"] == 0 and result["gpu_check"]["returncode"] == 0
     log(f"session {'passed' if ok else 'FAILED'} in {result['wall_s']:.0f} s; wrote {out / 'gpu_session.json'}")

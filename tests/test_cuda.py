@@ -37,7 +37,7 @@ def gpu_data(tmp_path_factory):
 
 
 def _cfg(**kw) -> TrainConfig:
-    return TrainConfig(model="custom_cnn", epochs=2, batch_size=64, device="cuda", **kw)
+    return TrainConfig(**{"model": "custom_cnn", "epochs": 2, "batch_size": 64, "device": "cuda", **kw})
 
 
 def test_training_runs_on_the_gpu_in_bf16_and_validates_in_fp32(gpu_data, tmp_path, monkeypatch):
