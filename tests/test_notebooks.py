@@ -329,6 +329,7 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
         "BATCH_SIZE": None,
         "LR": None,
         "AUGMENT": False,
+        "AMP": None,
         "LIMIT_PER_CLASS": None,
         "RESUME": False,
         "SEEDS": 1,
