@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 
 # The suite runs on the CPU unless asked otherwise (CIFAKE_TEST_DEVICE=cuda: `make test-cuda`,
@@ -80,7 +81,8 @@ def make_layout(root: Path, counts: dict[str, int]) -> Path:
     """Write a minimal dataset: counts maps 'train/REAL' style folders to a number of images."""
     for folder, n in counts.items():
         for i in range(n):
-            write_image(root / folder / f"{i:04d}.jpg", seed=hash((folder, i)) % 2**32)
+            # crc32, not hash(): Python salts str hashes per process, and fixtures must not vary
+            write_image(root / folder / f"{i:04d}.jpg", seed=zlib.crc32(f"{folder}/{i}".encode()))
     return root
 
 

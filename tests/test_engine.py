@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import socket
 
 import numpy as np
@@ -442,7 +441,9 @@ def test_cli_checkpoint_that_is_not_one(small_data, tmp_path, capsys):
 
 def test_models_registry_names():
     assert set(MODELS) == {"resnet18", "resnet18_cifar", "custom_cnn"}
-    assert not math.isnan(count_parameters(build_model("custom_cnn")))
+    # 3x3 convolutions 3->32->64->128 with biases, then 2048->256->2: counted by hand
+    convs = (3 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (64 * 128 * 9 + 128)
+    assert count_parameters(build_model("custom_cnn")) == convs + (2048 * 256 + 256) + (256 * 2 + 2) == 618_306
 
 
 @pytest.mark.slow
@@ -608,6 +609,11 @@ def test_paper_comparison_counts_the_papers_sampling_error():
     far = {**close, "accuracy": 0.985, "ci95": {"accuracy": [0.983, 0.987]}}
     assert "is above the paper's 96.58%" in paper_sentence("resnet18", far)
     assert paper_difference(far, 0.9658)["p_value"] < 1e-6
+    # no sampling error on either side (a paper rate of 100%, our interval of zero width): any
+    # difference is certain (p = 0) and no difference is p = 1
+    none = {"accuracy": 0.99, "ci95": {"accuracy": [0.99, 0.99]}}
+    assert paper_difference(none, 1.0)["p_value"] == 0.0
+    assert paper_difference({**none, "accuracy": 1.0, "ci95": {"accuracy": [1.0, 1.0]}}, 1.0)["p_value"] == 1.0
 
 
 def test_cpu_profile_compares_like_for_like():

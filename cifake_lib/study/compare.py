@@ -193,7 +193,8 @@ def paper_difference(rep: dict, paper_accuracy: float, paper_n: int = PAPER_N) -
     return {
         "difference": diff,
         "ci95": [diff - 1.959964 * se, diff + 1.959964 * se],
-        "p_value": float(2 * norm.sf(abs(diff) / se)) if se > 0 else float(diff != 0),
+        # with no sampling error at all, a difference is certain (p = 0) and none is p = 1
+        "p_value": float(2 * norm.sf(abs(diff) / se)) if se > 0 else float(diff == 0),
     }
 
 
