@@ -18,8 +18,13 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 
-def run(script: str, *args: str) -> dict:
+def run(script: str, *args: str, reuse: bool = False) -> dict:
     path = OUT / f"{Path(script).stem}.json"
+    if reuse:
+        if not path.exists():
+            raise SystemExit(f"--reuse: {path} is missing; run without --reuse first")
+        print(f"reusing {path} (measured {json.loads(path.read_text()).get('time_utc', 'earlier')})", flush=True)
+        return json.loads(path.read_text())
     cmd = [sys.executable, str(HERE / script), "--json", str(path), *args]
     print("$", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True)
@@ -120,8 +125,8 @@ def render(
     for name, r in cli["cases"].items():
         lines.append(f"| `{name}` | {r['median_s']:.3f} |")
     lines += ["", "## 5. GPU (benchmarks/gpu_session.py, benchmarks/gpu_check.py)", ""]
-    session = gpu if gpu and "gpu_check" in gpu else None
-    check = (session["gpu_check"]["result"] if session else gpu) or None
+    session = gpu if gpu and "versions" in gpu else None
+    check = ((session.get("gpu_check") or {}).get("result") if session else gpu) or None
     if session:
         lines += gpu_session_lines(session)
     if check:
@@ -139,8 +144,8 @@ def render(
             "**Not measured yet**: no GPU was lent to a session since the scripts were written. The targets "
             "(data path >= 50,000 img/s of 224px batches; ResNet-18 at 224px >= 10,000 img/s, so 10 epochs "
             "in under 2 minutes) are unverified. On a GPU machine run `PYTHONPATH=. python3 "
-            "benchmarks/gpu_session.py --out DIR` (under 9 minutes; it writes `DIR/gpu_session.json`), "
-            "then `python benchmarks/run_all.py --gpu-json DIR/gpu_session.json`."
+            "benchmarks/gpu_session.py --out DIR` (sized for under 9 minutes; it writes `DIR/gpu_session.json`), "
+            "then `python benchmarks/run_all.py --reuse --gpu-json DIR/gpu_session.json`."
         ]
     return "\n".join(lines) + "\n"
 
@@ -150,19 +155,25 @@ def gpu_session_lines(session: dict) -> list[str]:
     and the estimate of the full paper report."""
     v = session["versions"]
     gpu = v.get("gpu") or {}
-    tests = session["cuda_tests"]
-    counts = ", ".join(f"{n} {word}" for word, n in tests["counts"].items()) or "no count"
+    tests = session.get("cuda_tests")
+    if tests:
+        counts = ", ".join(f"{n} {word}" for word, n in tests["counts"].items()) or "no count"
+        tested = f"{counts} (exit {tests['returncode']})"
+    else:
+        tested = "not run (the session stopped before them)"
     lines = [
         f"Session of {session['time_utc']} on {gpu.get('name', 'no GPU')} ({gpu.get('memory_gib', 0):.0f} GiB): "
         f"Python {v['python']}, torch {v['torch']}, torchvision {v['torchvision']}, CUDA {v['cuda']}, "
         f"cuDNN {v['cudnn']}; {session['wall_s']:.0f} s in all.",
         "",
-        f"- CUDA tests (tests/test_cuda.py, tests/test_cuda_paths.py): {counts} (exit {tests['returncode']})",
+        f"- CUDA tests (tests/test_cuda.py, tests/test_cuda_paths.py): {tested}",
         f"- missing there for the notebooks: {', '.join(v['missing_packages']) or 'nothing'}",
         "",
     ]
     sl = session.get("paper_slice")
-    if sl:
+    if not sl or "error" in sl:
+        lines += [f"Paper-profile slice: {(sl or {}).get('error', 'not run')}.", ""]
+    else:
         lines += [
             f"Paper profile, one epoch over {sl['images']:,} images, then fp32 scoring of {sl['val_images']:,}:",
             "",
@@ -193,19 +204,30 @@ def main(argv=None) -> int:
         "--gpu-json", help="gpu_session.json (or gpu_check.json) from a GPU machine, to include in RESULTS.md"
     )
     ap.add_argument("--quick", action="store_true", help="small sizes (minutes), for a first look")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the CPU figures from the JSON an earlier run left in benchmarks/out/ instead of measuring "
+        "again (e.g. to fold in a GPU session's JSON)",
+    )
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     extra = ["--data", args.data] if args.data else []
     t0 = time.time()
-    data = run("bench_data_path.py", *extra, *(["--n-per-class", "500", "--repeats", "3"] if args.quick else []))
-    train = run("bench_train_step.py", *extra, *(["--scale", "0.2", "--repeats", "1"] if args.quick else []))
+    reuse = args.reuse
+    quick = args.quick
+    data = run(
+        "bench_data_path.py", *extra, *(["--n-per-class", "500", "--repeats", "3"] if quick else []), reuse=reuse
+    )
+    train = run("bench_train_step.py", *extra, *(["--scale", "0.2", "--repeats", "1"] if quick else []), reuse=reuse)
     infer = run(
         "bench_inference.py",
         *extra,
-        *(["--n-per-class", "500", "--files", "200", "--repeats", "1"] if args.quick else []),
+        *(["--n-per-class", "500", "--files", "200", "--repeats", "1"] if quick else []),
+        reuse=reuse,
     )
-    formats = run("bench_cpu_formats.py", *extra, *(["--scale", "0.2", "--repeats", "1"] if args.quick else []))
-    cli = run("bench_cli.py")
+    formats = run("bench_cpu_formats.py", *extra, *(["--scale", "0.2", "--repeats", "1"] if quick else []), reuse=reuse)
+    cli = run("bench_cli.py", reuse=reuse)
     gpu = json.loads(Path(args.gpu_json).read_text()) if args.gpu_json else None
     command = (
         "python benchmarks/run_all.py"

@@ -43,7 +43,8 @@ OVERRIDES = (
     "EXTRA_TEST_DATA",
 )
 PATH_OVERRIDES = ("WEIGHTS", "EXTRA_TEST_DATA")  # resolved here: the notebooks run in notebooks/
-OVERRIDE_MINIMUM = {"EPOCHS": 1, "BATCH_SIZE": 1, "LIMIT_PER_CLASS": 0, "EVAL_LIMIT_PER_CLASS": 0}  # 0: all
+# 0: all images; a batch of one would break BatchNorm (the trainer skips such batches)
+OVERRIDE_MINIMUM = {"EPOCHS": 1, "BATCH_SIZE": 2, "LIMIT_PER_CLASS": 0, "EVAL_LIMIT_PER_CLASS": 0}
 
 
 # ----------------------------------------------------------------------------- execution
@@ -186,11 +187,12 @@ def make_report(
     from .study.profiles import resolve_profile
 
     report_dir = Path(report_dir or paths.REPO_ROOT / "report").resolve()
+    # a mistyped profile or override stops here, before an earlier report is removed
+    profile = resolve_profile(profile)
+    overrides = check_overrides(overrides or {})
     report_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(report_dir)
     try:
-        profile = resolve_profile(profile)
-        overrides = check_overrides(overrides or {})
         work = report_dir / "work"
         data_path, synthetic = resolve_data(data, work / "synthetic-demo-data")
         loaded = load_cifake(data_path)
@@ -202,9 +204,11 @@ def make_report(
             log("overrides of the profile: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
         params = {"DATA": str(data_path), "PROFILE": profile, "OUT": str(work), **overrides}
         timings = run_notebooks(params, report_dir / "executed", notebooks, log=log, progress=progress)
-        (report_dir / "timings.json").write_text(
-            json.dumps({"profile": profile, "overrides": overrides, "seconds": timings}, indent=2)
-        )
+        from .provenance import git_commit, utc_now
+
+        record = {"profile": profile, "overrides": overrides, "data": str(data_path), "git_commit": git_commit()}
+        record.update(finished_utc=utc_now(), seconds=timings)
+        (report_dir / "timings.json").write_text(json.dumps(record, indent=2))
         layout = StudyLayout(work)
         meta = collect_meta(layout, profile, loaded, overrides)
         executed = [report_dir / "executed" / f"{n}.ipynb" for n in notebooks]
@@ -265,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         out = make_report(args.data or None, args.profile, Path(args.out), pdf=not args.no_pdf, overrides=overrides)
     except (ReportError, ConfigError, DataError) as exc:
         print(f"make report: FAILED: {exc}", file=sys.stderr)
-        print(f"(no report was produced; see {Path(args.out) / 'FAILED.txt'})", file=sys.stderr)
+        failed = Path(args.out) / "FAILED.txt"
+        print(f"(no report was produced{f'; see {failed}' if failed.exists() else ''})", file=sys.stderr)
         return 1
     print(f"report: {out['index']}" + (f" and {out['pdf']}" if out["pdf"] else ""))
     for name, s in out["timings"].items():

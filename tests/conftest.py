@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 # The suite runs on the CPU unless asked otherwise (CIFAKE_TEST_DEVICE=cuda: `make test-cuda`,
-# benchmarks/gpu_session.sh): on a GPU machine `make test` then checks what CI checks, and the
+# benchmarks/gpu_session.py): on a GPU machine `make test` then checks what CI checks, and the
 # notebook kernels the tests start inherit the setting. Set before anything initialises CUDA.
 if os.environ.get("CIFAKE_TEST_DEVICE", "cpu") == "cpu":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
         return
     why = "needs a CUDA GPU (on a GPU machine: CIFAKE_TEST_DEVICE=cuda pytest -m cuda, or make test-cuda)"
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda") is not None:
             item.add_marker(pytest.mark.skip(reason=why))
 
 

@@ -197,6 +197,9 @@ def test_gpu_session_smoke_runs_every_step_and_folds_into_results(tmp_path):
     ]
     assert est["total_minutes"] == pytest.approx(sum(p["minutes"] for p in est["runs"]))
     log = (tmp_path / "gpu_session.log").read_text()
-    assert "== 4. a slice of the paper profile" in log and "estimated wall time" in log
+    assert "== 2. a slice of the paper profile" in log and "estimated wall time" in log
     text = "\n".join(gpu_session_lines(session))
     assert "| resnet18 | 32 | 64 |" in text and f"{est['total_minutes']:.0f} minutes" in text
+    # a session cut off after its first step still renders, saying what is missing
+    partial = {k: session[k] for k in ("time_utc", "smoke", "versions", "wall_s")}
+    assert "not run" in "\n".join(gpu_session_lines(partial))

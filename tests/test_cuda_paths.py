@@ -190,3 +190,18 @@ def test_scoring_uses_the_runs_tf32_setting(fake_cuda, monkeypatch):
         logits = inference.predict_array(model, images, cfg, torch.device("cuda", 0), progress=False)
         assert logits.shape == (3, 2)
     assert seen == [(torch.device("cuda", 0), True), (torch.device("cuda", 0), False)]
+
+
+def test_metrics_say_which_tf32_trained_and_which_scored(tmp_path):
+    """A run trained on a GPU (TF32 in its validation) and scored on the CPU says both."""
+    from cifake_lib.engine.evaluate import run_facts
+
+    cfg = TrainConfig(model="custom_cnn")
+    ckpt = {"provenance": {"device": "NVIDIA H100 80GB HBM3"}, "epoch": 3}
+    facts = run_facts(tmp_path, cfg, ckpt, torch.device("cpu"))
+    assert facts["tf32"] is True and facts["tf32_scoring"] is False and "TF32" in facts["arithmetic"]
+    assert run_facts(tmp_path, cfg, ckpt, torch.device("cuda", 0))["tf32_scoring"] is True
+    off = TrainConfig(model="custom_cnn", tf32=False)
+    assert run_facts(tmp_path, off, ckpt, torch.device("cuda", 0))["tf32_scoring"] is False
+    cpu_run = run_facts(tmp_path, cfg, {"provenance": {"device": "cpu (x86_64, 2 threads)"}, "epoch": 1})
+    assert cpu_run["tf32"] is False and cpu_run["arithmetic"] == "fp32"

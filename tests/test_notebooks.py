@@ -544,6 +544,8 @@ def test_make_report_passes_every_override_on(tmp_path, capsys):
     from cifake_lib.report import main
 
     # the command line turns them into the notebooks' parameters (a bad one stops before any notebook)
+    (tmp_path / "index.html").write_text("an earlier report")
     assert main(["--profile", "paper", "--epochs", "0", "--out", str(tmp_path)]) == 1
     assert "EPOCHS=0: must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "executed").exists()
+    assert (tmp_path / "index.html").read_text() == "an earlier report"  # a typo removes nothing

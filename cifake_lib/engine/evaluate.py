@@ -134,7 +134,7 @@ def evaluate_model(
             "unreadable": len(data.report.corrupt),
             "unreadable_first": sorted(data.report.corrupt)[:20],
         },
-        **run_facts(run_dir, cfg, ckpt),
+        **run_facts(run_dir, cfg, ckpt, dev),
     )
     seen = np.isin(data.hashes[idx], seen_hashes(run_dir, data, splits if own else None))
     rep.update(leak_report(seen, data.labels[idx], p, float(threshold), n_boot))
@@ -182,15 +182,16 @@ def seen_hashes(run_dir: Path, data: CifakeData, splits: Splits | None) -> np.nd
     return np.array([], dtype=str)
 
 
-def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
-    """What the report needs to know about the run that made the predictions."""
+def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict, scored_on=None) -> dict:
+    """What the report needs to know about the run that made the predictions (and, with
+    ``scored_on``, the device that scored them)."""
     manifest = run_dir / "splits.json"
     doc = json.loads(manifest.read_text()) if manifest.exists() else None
     config = run_dir / "config.json"
     amp = json.loads(config.read_text()).get("amp") if config.exists() else None
     device = str((ckpt.get("provenance") or {}).get("device", ""))
     cuda = "cpu" not in device and bool(device)
-    tf32 = bool(cfg.tf32) and cuda
+    tf32 = bool(cfg.tf32) and cuda  # training and its validation
     arithmetic = (
         "bf16 autocast" + (" with TF32 matmuls" if tf32 else " (CPU)" if not cuda else "")
         if amp == "torch.bfloat16"
@@ -208,8 +209,10 @@ def run_facts(run_dir: Path, cfg: TrainConfig, ckpt: dict) -> dict:
         "batch_size": int(cfg.batch_size),
         "val_fraction": doc["settings"].get("val_fraction") if doc else None,
         "arithmetic": arithmetic,
-        # TF32 of this scoring and of the run's validation (both follow the run's config)
+        # TF32 of the training run's validation, and of this scoring (both follow the run's config;
+        # they differ only when a run trained on one kind of device is scored on another)
         "tf32": tf32,
+        "tf32_scoring": bool(cfg.tf32) and scored_on is not None and scored_on.type == "cuda",
     }
 
 

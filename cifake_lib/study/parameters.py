@@ -139,11 +139,6 @@ def check_value(name: str, value) -> None:
         raise ConfigError(f"{name}={value!r}: expected a list of paths (strings)")
 
 
-def declared_by(name: str) -> list[str]:
-    """The notebooks whose parameters cell declares ``name``."""
-    return [stage for stage, names in NOTEBOOK_PARAMETERS.items() if name in names]
-
-
 def train_overrides(params: dict) -> dict:
     """{TrainConfig field: value} for the training parameters a notebook was given."""
     return {PARAMETERS[name].train_field: value for name, value in params.items() if PARAMETERS[name].train_field}
