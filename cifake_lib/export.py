@@ -252,16 +252,16 @@ def headline_table(summary: dict | None, synthetic: bool) -> str:
     return f'<table class="cifake-headline">{head}{"".join(rows)}</table>'
 
 
-def _overrides_text(meta: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in (meta.get("overrides") or {}).items())
+def overrides_text(overrides: dict | None) -> str:
+    """``NAME=value, ...`` for the overrides of a profile ("" for none)."""
+    return ", ".join(f"{k}={v!r}" for k, v in (overrides or {}).items())
 
 
 def overrides_note(meta: dict) -> str:
     """The front page's statement that the profile's settings were overridden ("" when not)."""
-    overrides = meta.get("overrides") or {}
-    if not overrides:
+    values = overrides_text(meta.get("overrides"))
+    if not values:
         return ""
-    values = _overrides_text(meta)
     return (
         f"Made with overrides of the {meta['profile']} profile ({values}): these runs are not the profile's "
         "full settings, so their numbers rehearse the pipeline rather than measure it."
@@ -318,7 +318,7 @@ def provenance_rows(meta: dict) -> list[tuple[str, str]]:
     rows = [
         ("date (UTC)", meta["date"]),
         ("profile", meta["profile"]),
-        ("overrides of the profile", _overrides_text(meta) or "none"),
+        ("overrides of the profile", overrides_text(meta.get("overrides")) or "none"),
         ("data", meta["data"]["source"]),
         ("data fingerprint", meta["data"]["fingerprint"][:16]),
         ("synthetic data", "YES - not CIFAKE" if meta["data"]["synthetic"] else "no (CIFAKE layout)"),

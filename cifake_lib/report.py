@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 from . import paths
-from .export import SYNTHETIC_BANNER, ReportError, build_exports, find_chromium  # noqa: F401 (find_chromium: API)
+from .export import (  # noqa: F401 (find_chromium: API)
+    SYNTHETIC_BANNER,
+    ReportError,
+    build_exports,
+    find_chromium,
+    overrides_text,
+)
 
 NOTEBOOK_DIR = paths.REPO_ROOT / "notebooks"
 NOTEBOOKS = (
@@ -201,7 +207,7 @@ def make_report(
             log(f"NOTE: {SYNTHETIC_BANNER}")
         log(f"data: {data_path} ({len(loaded):,} images); profile: {profile}; study folder: {work}")
         if overrides:
-            log("overrides of the profile: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+            log(f"overrides of the profile: {overrides_text(overrides)}")
         params = {"DATA": str(data_path), "PROFILE": profile, "OUT": str(work), **overrides}
         timings = run_notebooks(params, report_dir / "executed", notebooks, log=log, progress=progress)
         from .provenance import git_commit, utc_now
@@ -249,19 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         "--extra-test-data", metavar="A,B", help="comma-separated paths of more labelled data scored in 05"
     )
     args = parser.parse_args(argv)
-    overrides = {
-        name: value
-        for name, value in (
-            ("LIMIT_PER_CLASS", args.limit_per_class),
-            ("EPOCHS", args.epochs),
-            ("BATCH_SIZE", args.batch_size),
-            ("WEIGHTS", args.weights),
-            ("AMP", args.amp),
-            ("EVAL_LIMIT_PER_CLASS", args.eval_limit_per_class),
-            ("EXTRA_TEST_DATA", [p for p in (args.extra_test_data or "").split(",") if p] or None),
-        )
-        if value is not None and value != ""
-    }
+    # each override's option is its name in lower case (--limit-per-class: LIMIT_PER_CLASS)
+    given = {name: getattr(args, name.lower()) for name in OVERRIDES}
+    if given["EXTRA_TEST_DATA"] is not None:
+        given["EXTRA_TEST_DATA"] = [p for p in given["EXTRA_TEST_DATA"].split(",") if p] or None
+    overrides = {name: value for name, value in given.items() if value is not None and value != ""}
     from .data.sources import DataError
     from .engine.config import ConfigError
 
