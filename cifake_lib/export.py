@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import glob
-import html
 import io
 import logging
 import os
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write
+from .study.results import StudySummary
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CHROMIUM_FLAGS = (
@@ -130,7 +130,7 @@ def read_chapter(path: Path, number: int, total: int) -> tuple[str, Chapter]:
     appendix.cells = []
     for cell in nb.cells:
         if KEY_FIGURE_TAG in _tags(cell):
-            png = next((o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {})), None)
+            png = next((out["data"]["image/png"] for out in cell.outputs if "image/png" in out.get("data", {})), None)
             if png:
                 chapter.figures.append((cell.metadata.get("caption", chapter.title), png))
         if APPENDIX_TAG in _tags(cell):
@@ -145,41 +145,51 @@ def read_chapter(path: Path, number: int, total: int) -> tuple[str, Chapter]:
 
 # ----------------------------------------------------------------------------- the front
 
-
-def _fmt_ci(m: dict, key: str) -> str:
-    lo, hi = m["ci95"][key]
-    return f'{m[key]:.4f}<br><span class="ci">[{lo:.4f}, {hi:.4f}]</span>'
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
 
-def what_ran(summary: dict) -> list[str]:
-    """One phrase per model: input size, pretrained or from scratch, training images."""
+def _templates():
+    """The report's Jinja2 templates (cifake_lib/templates): HTML escaped, the CSS not."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("cifake_lib", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **values) -> str:
+    return _templates().get_template(template).render(**values)
+
+
+def what_ran(summary: StudySummary) -> list[str]:
+    """One phrase per run: input size, pretrained or from scratch, training images, recipe."""
     from .study.compare import display_name
 
+    runs = [(m, s.run) for m, s in summary.models.items()]
+    runs += [(m, c.improved.run) for m, c in summary.recipes.items()]
+    if summary.scratch is not None:  # 03's from-scratch twin of the pretrained ResNet-18
+        runs.append(("resnet18", summary.scratch.scratch.run))
     out = []
-    runs = [(m, r) for m, r in summary.get("runs", {}).items()]
-    runs += [(m, c["run"]) for m, c in (summary.get("recipes") or {}).items()]
-    if (summary.get("scratch") or {}).get("run"):  # 03's from-scratch twin of the pretrained ResNet-18
-        runs.append(("resnet18", summary["scratch"]["run"]))
     for model, run in runs:
-        start = "ImageNet-pretrained" if run.get("pretrained") else "trained from scratch"
-        if model == "custom_cnn":
-            start = "trained from scratch"
-        images = f" on {run['train_images']:,} training images" if run.get("train_images") else ""
-        recipe = f", {run['recipe']} recipe ({run['epochs']} epochs)" if run.get("recipe") else ""
-        out.append(f"{display_name(model)} at {run['input_size']}x{run['input_size']} px, {start}{images}{recipe}")
+        start = "ImageNet-pretrained" if run.pretrained and model != "custom_cnn" else "trained from scratch"
+        images = f" on {run.train_images:,} training images" if run.train_images else ""
+        recipe = f", {run.recipe} recipe ({run.epochs} epochs)" if run.recipe else ""
+        out.append(f"{display_name(model)} at {run.input_size}x{run.input_size} px, {start}{images}{recipe}")
     return out
 
 
-def abstract(meta: dict, summary: dict | None) -> str:
+def abstract(meta: dict, summary: StudySummary | None) -> str:
     """One paragraph built from the measured numbers (no verdict on synthetic data)."""
-    if not summary:
+    if summary is None:
         return "No evaluation summary was found: notebook 05 did not run, so there are no results to report."
     from .study.compare import display_name, paper_metrics
 
     synthetic = meta["data"]["synthetic"]
-    metrics = summary["metrics"]
-    n = next(iter(metrics.values()))["n"]
-    where = "the demo's test split" if synthetic else (summary.get("test_source") or "the test part")
+    where = "the demo's test split" if synthetic else (summary.test_source or "the test part")
     parts = []
     if synthetic:
         parts.append(
@@ -188,68 +198,86 @@ def abstract(meta: dict, summary: dict | None) -> str:
         )
     else:
         parts.append(
-            f"This study repeats the comparison in <i>{PAPER}</i> (ResNet-18 against a custom CNN) on "
-            f"CIFAKE, under the <b>{meta['profile']}</b> profile."
+            f"This study repeats the comparison in \u201c{PAPER}\u201d (ResNet-18 against a custom CNN) on "
+            f"CIFAKE, under the {meta['profile']} profile."
         )
     ran = "; ".join(what_ran(summary))
     if ran:
         parts.append(f"What ran: {ran}.")
-    scores = [
-        f"{display_name(m)} reached accuracy {r['accuracy']:.2%} (95% CI {r['ci95']['accuracy'][0]:.2%} to "
-        f"{r['ci95']['accuracy'][1]:.2%}) and AUC {r['auc']:.4f}"
-        for m, r in metrics.items()
-    ]
-    parts.append(f"On {n:,} test images ({where}), " + "; ".join(scores) + ".")
-    for m, c in (summary.get("recipes") or {}).items():
-        r, d = c["metrics"], c["difference_vs_paper"]["accuracy"]
-        parts.append(
-            f"With the improved recipe, {display_name(m)} reached {r['accuracy']:.2%} (95% CI "
-            f"{r['ci95']['accuracy'][0]:.2%} to {r['ci95']['accuracy'][1]:.2%}), {d['difference'] * 100:+.2f} "
-            "percentage points against its paper-recipe run on the same images."
+    scores = []
+    for m, s in summary.models.items():
+        lo, hi = s.scores.interval("accuracy")
+        scores.append(
+            f"{display_name(m)} reached accuracy {s.scores.accuracy:.2%} (95% CI {lo:.2%} to {hi:.2%}) "
+            f"and AUC {s.scores.auc:.4f}"
         )
-    mc = summary.get("mcnemar")
-    if mc and not synthetic:
-        parts.append(f"On the images where the two disagree, McNemar's exact test gives p = {mc['p_value']:.3g}.")
+    parts.append(f"On {summary.n:,} test images ({where}), " + "; ".join(scores) + ".")
+    for m, c in summary.recipes.items():
+        r, d = c.improved.scores, c.difference_vs_paper.accuracy
+        lo, hi = r.interval("accuracy")
+        parts.append(
+            f"With the improved recipe, {display_name(m)} reached {r.accuracy:.2%} (95% CI {lo:.2%} to {hi:.2%}), "
+            f"{d.difference * 100:+.2f} percentage points against its paper-recipe run on the same images."
+        )
+    if summary.mcnemar is not None and not synthetic:
+        parts.append(
+            f"On the images where the two disagree, McNemar's exact test gives p = {summary.mcnemar.p_value:.3g}."
+        )
     if not synthetic:
-        paper = [f"{display_name(m)} {p['accuracy']:.2%}" for m in metrics if (p := paper_metrics(m))]
-        if paper:
+        reported = [f"{display_name(m)} {paper['accuracy']:.2%}" for m in summary.models if (paper := paper_metrics(m))]
+        if reported:
             parts.append(
-                "The paper reports accuracy " + " and ".join(paper) + " on its own 10,000-image evaluation "
+                "The paper reports accuracy " + " and ".join(reported) + " on its own 10,000-image evaluation "
                 "set (4,957 FAKE, 5,043 REAL): compare rates, not counts."
             )
     return " ".join(parts)
 
 
-def headline_table(summary: dict | None, synthetic: bool) -> str:
-    """Both networks with 95% intervals and, on CIFAKE, the paper's rates beside them."""
-    if not summary:
-        return "<p>No evaluation summary was found.</p>"
-    from .study.compare import display_name, paper_metrics
+@dataclass(frozen=True)
+class HeadlineCell:
+    value: object  # a number, or text such as "not reported"
+    ci: tuple | None = None
 
-    cols = ("accuracy", "precision", "recall", "f1", "auc")
-    head = "<tr><th>model</th>" + "".join(f"<th>{c} [95% CI]</th>" for c in cols) + "<th>images</th></tr>"
+
+@dataclass(frozen=True)
+class HeadlineRow:
+    name: str
+    cells: list
+    images: int
+    kind: str = ""  # the row's CSS class: paper, recipe, baseline, extra
+    bold: bool = False
+    suffix: str = ""
+
+
+def _score_cells(scores, only=HEADLINE_METRICS) -> list[HeadlineCell]:
+    return [
+        HeadlineCell(scores.value(c), scores.interval(c)) if c in only else HeadlineCell("-") for c in HEADLINE_METRICS
+    ]
+
+
+def headline_rows(summary: StudySummary, synthetic: bool) -> list[HeadlineRow]:
+    """Both networks with 95% intervals and, on CIFAKE, the paper's rates beside them; then the
+    improved recipe, the simple baselines and every extra data set."""
+    from .study.compare import PAPER_N, display_name, paper_metrics
+
     rows = []
-    for model, m in summary["metrics"].items():
-        cells = "".join(f"<td>{_fmt_ci(m, c)}</td>" for c in cols)
-        rows.append(f"<tr><td><b>{display_name(model)}</b> (ours)</td>{cells}<td>{m['n']:,}</td></tr>")
+    for model, s in summary.models.items():
+        rows.append(HeadlineRow(display_name(model), _score_cells(s.scores), s.scores.n, bold=True, suffix=" (ours)"))
         paper = None if synthetic else paper_metrics(model)
         if paper:
-            cells = "".join(f"<td>{paper[c]:.4f}</td>" if c != "auc" else "<td>not reported</td>" for c in cols)
-            rows.append(f'<tr class="paper"><td>{display_name(model)} (paper)</td>{cells}<td>10,000</td></tr>')
-    for model, rec in (summary.get("recipes") or {}).items():
-        m = rec["metrics"]
-        cells = "".join(f"<td>{_fmt_ci(m, c)}</td>" for c in cols)
-        name = f"<b>{display_name(model)}</b>, improved recipe (ours)"
-        rows.append(f'<tr class="recipe"><td>{name}</td>{cells}<td>{m["n"]:,}</td></tr>')
-    for name, b in (summary.get("baselines") or {}).items():
-        cells = "".join(f"<td>{_fmt_ci(b, c)}</td>" if c in ("accuracy", "auc") else "<td>-</td>" for c in cols)
-        rows.append(f'<tr class="baseline"><td>baseline: {html.escape(name)}</td>{cells}<td>{b["n"]:,}</td></tr>')
-    for e in summary.get("extra") or []:
-        for model, m in e["metrics"].items():
-            cells = "".join(f"<td>{_fmt_ci(m, c)}</td>" for c in cols)
-            where = html.escape(e["source"].split("/")[-1]) + (" (small)" if e["small"] else "")
-            rows.append(f'<tr class="extra"><td>{display_name(model)} on {where}</td>{cells}<td>{m["n"]:,}</td></tr>')
-    return f'<table class="cifake-headline">{head}{"".join(rows)}</table>'
+            cells = [HeadlineCell(paper[c] if c != "auc" else "not reported") for c in HEADLINE_METRICS]
+            rows.append(HeadlineRow(f"{display_name(model)} (paper)", cells, PAPER_N, kind="paper"))
+    for model, c in summary.recipes.items():
+        s = c.improved.scores
+        rows.append(HeadlineRow(display_name(model), _score_cells(s), s.n, "recipe", True, ", improved recipe (ours)"))
+    for name, b in summary.baselines.items():
+        cells = _score_cells(b.scores, ("accuracy", "auc"))
+        rows.append(HeadlineRow(f"baseline: {name}", cells, b.scores.n, "baseline"))
+    for e in summary.extra:
+        where = e.source.split("/")[-1] + (" (small)" if e.small else "")
+        for model, s in e.scores.items():
+            rows.append(HeadlineRow(f"{display_name(model)} on {where}", _score_cells(s), s.n, "extra"))
+    return rows
 
 
 def overrides_text(overrides: dict | None) -> str:
@@ -268,9 +296,9 @@ def overrides_note(meta: dict) -> str:
     )
 
 
-def front_html(meta: dict, summary: dict | None, figures: list[tuple[str, str]]) -> str:
+def front_values(meta: dict, summary: StudySummary | None, figures: list[tuple[str, str]]) -> dict:
+    """What front.html.j2 shows, computed from the run's facts and the typed summary."""
     synthetic = meta["data"]["synthetic"]
-    note = overrides_note(meta)
     line = " · ".join(
         (
             f"profile {meta['profile']}",
@@ -279,39 +307,26 @@ def front_html(meta: dict, summary: dict | None, figures: list[tuple[str, str]])
             f"data fingerprint {meta['data']['fingerprint'][:12]}",
         )
     )
-    conclusion = (summary or {}).get("conclusion", []) + (summary or {}).get("notes", [])
-    figs = "".join(
-        f'<figure><img src="data:image/png;base64,{png}"/><figcaption>{html.escape(cap)}</figcaption></figure>'
-        for cap, png in figures
-    )
-    return (
-        '<section class="cifake-front">'
-        "<h1>cifake: telling real photographs from AI-generated images</h1>"
-        f'<p class="cifake-line">{html.escape(line)}</p>'
-        + (f'<p class="cifake-overrides"><b>Overrides.</b> {html.escape(note)}</p>' if note else "")
-        + f'<p class="cifake-abstract"><b>Abstract.</b> {abstract(meta, summary)}</p>'
-        f"<h2>Headline results{' (synthetic demo data)' if synthetic else ''}</h2>"
-        f"{headline_table(summary, synthetic)}"
-        f'<h2>Key figures</h2><div class="cifake-figures">{figs}</div>'
-        '<h2>What the numbers say</h2><ul class="cifake-conclusion">'
-        + "".join(f"<li>{html.escape(s)}</li>" for s in conclusion)
-        + "</ul></section>"
-    )
+    headline = None
+    if summary is not None:
+        headline = {"columns": HEADLINE_METRICS, "rows": headline_rows(summary, synthetic)}
+    return {
+        "line": line,
+        "overrides": overrides_note(meta),
+        "abstract": abstract(meta, summary),
+        "synthetic": synthetic,
+        "headline": headline,
+        "figures": figures,
+        "conclusion": [*summary.conclusion, *summary.notes] if summary is not None else [],
+    }
+
+
+def front_html(meta: dict, summary: StudySummary | None, figures: list[tuple[str, str]]) -> str:
+    return render("front.html.j2", **front_values(meta, summary, figures))
 
 
 def toc_html(chapters: list[Chapter], pages: dict[str, int] | None) -> str:
-    def page(key):
-        return str(pages[key]) if pages and key in pages else "…"
-
-    rows = "".join(
-        f'<tr><td>{c.number}</td><td><a href="#{c.name}">{html.escape(c.title)}</a></td><td>{page(c.label)}</td></tr>'
-        for c in chapters
-    )
-    rows += (
-        f'<tr><td>A</td><td><a href="#appendix">Settings, layers, per-epoch tables, provenance</a>'
-        f"</td><td>{page(APPENDIX_LABEL)}</td></tr>"
-    )
-    return f'<section class="cifake-toc"><h1>Contents</h1><table>{rows}</table></section>'
+    return render("toc.html.j2", chapters=chapters, pages=pages or {}, appendix_label=APPENDIX_LABEL)
 
 
 def provenance_rows(meta: dict) -> list[tuple[str, str]]:
@@ -330,85 +345,9 @@ def provenance_rows(meta: dict) -> list[tuple[str, str]]:
 
 
 def appendix_html(chapters: list[Chapter], meta: dict) -> str:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in provenance_rows(meta))
-    parts = [
-        f'<div class="cifake-appendix-part"><h2>{html.escape(c.title)}</h2>{c.appendix}</div>'
-        for c in chapters
-        if c.appendix
-    ]
-    return (
-        f'<section class="cifake-chapter" id="appendix"><div class="cifake-label">{APPENDIX_LABEL}</div>'
-        "<h1>Settings, layers and per-epoch tables</h1>"
-        f'<div class="cifake-appendix-body">{"".join(parts)}</div>'
-        f'<h2>Provenance</h2><table class="cifake-prov">{rows}</table></section>'
+    return render(
+        "appendix.html.j2", chapters=chapters, provenance=provenance_rows(meta), appendix_label=APPENDIX_LABEL
     )
-
-
-# ----------------------------------------------------------------------------- styles
-
-BASE_CSS = """
-body { font-family: "DejaVu Sans", Arial, sans-serif; }
-.cifake-banner { position: sticky; top: 0; z-index: 1000; background: #b00020; color: #fff; font-weight: bold;
-                 text-align: center; padding: 4px; font-size: 12px; }
-.cifake-front h1 { font-size: 24px; margin: 0 0 4px 0; }
-.cifake-line { color: #555; font-size: 11px; margin: 0 0 10px 0; }
-.cifake-overrides { background: #fff4ce; border-left: 4px solid #b58900; padding: 4px 8px; font-size: 12px; }
-.cifake-abstract { font-size: 12.5px; line-height: 1.45; text-align: justify; }
-.cifake-front h2 { font-size: 15px; margin: 12px 0 4px 0; }
-.cifake-headline, .cifake-toc table, .cifake-prov { border-collapse: collapse; font-size: 11px; }
-.cifake-headline th, .cifake-headline td, .cifake-toc td, .cifake-prov td { padding: 3px 6px;
-    border-bottom: 1px solid #ddd; text-align: right; }
-.cifake-headline td:first-child, .cifake-headline th:first-child, .cifake-toc td, .cifake-prov td
-    { text-align: left; }
-.cifake-headline tr.paper td { color: #555; font-style: italic; }
-.cifake-headline tr.baseline td, .cifake-headline tr.extra td { color: #333; font-size: 10px; }
-.cifake-headline .ci { color: #666; font-size: 9.5px; }
-.cifake-conclusion { font-size: 11.5px; line-height: 1.35; padding-left: 18px; }
-.cifake-figures { display: flex; flex-wrap: wrap; gap: 8px; }
-.cifake-figures figure { margin: 0; width: 32%; break-inside: avoid; }
-.cifake-figures img { width: 100%; height: 44mm; object-fit: contain; }
-.cifake-figures figcaption { font-size: 10px; color: #444; text-align: center; }
-.cifake-toc table { font-size: 14px; width: 100%; }
-.cifake-toc td:last-child { text-align: right; }
-.cifake-label { color: #888; font-size: 11px; text-transform: uppercase; letter-spacing: 1px; }
-.jp-Notebook { padding: 0 !important; }
-"""
-
-PRINT_CSS = """
-@page { size: A4; margin: 16mm 13mm 15mm 13mm;
-        @bottom-left { content: FOOTER; font-size: 8pt; color: #666; }
-        @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #666; }
-        BANNER }
-.cifake-banner { display: none; }
-.cifake-toc, .cifake-chapter { break-before: page; }
-.jp-OutputArea-output img { max-width: 100% !important; max-height: 80mm; width: auto; }
-.cifake-appendix-body { column-count: 2; column-gap: 16px; }
-.cifake-appendix-body .jp-Cell, .cifake-appendix-body table { break-inside: avoid; }
-.cifake-appendix-body h2 { font-size: 13px; break-after: avoid; }
-.jp-RenderedHTMLCommon table, .jp-OutputArea-output table { font-size: 9px !important; }
-.jp-RenderedHTMLCommon { font-size: 12px; }
-.jp-OutputArea-output pre { font-size: 9px; }
-.jp-Cell { break-inside: avoid; }
-"""
-
-
-def _css(synthetic: bool, footer: str, for_print: bool) -> str:
-    css = BASE_CSS
-    if for_print:
-        banner = (
-            (
-                f'@top-center {{ content: "{SYNTHETIC_BANNER}"; color: #fff; background: #b00020; '
-                f"font-weight: bold; font-size: 9pt; }}"
-            )
-            if synthetic
-            else ""
-        )
-        css += PRINT_CSS.replace("FOOTER", f'"{footer}"').replace("BANNER", banner)
-    return f"<style>{css}</style>"
-
-
-def _banner(synthetic: bool) -> str:
-    return f'<div class="cifake-banner">{SYNTHETIC_BANNER}</div>' if synthetic else ""
 
 
 def study_name(meta: dict) -> str:
@@ -421,23 +360,32 @@ def study_name(meta: dict) -> str:
 
 
 def page_html(head: str, body: str, meta: dict, for_print: bool) -> str:
-    title = html.escape(f"cifake: {study_name(meta)}")
-    footer = f"cifake · {study_name(meta)}".replace('"', "'")
-    head = re.sub(r"<title>.*?</title>", "", head, flags=re.S)
-    return (
-        head.replace("</head>", f"<title>{title}</title>{_css(meta['data']['synthetic'], footer, for_print)}</head>")
-        + f"<body>{_banner(meta['data']['synthetic'])}{body}</body></html>"
+    """One HTML page: nbconvert's head (its notebook styles) with our title and styles, the
+    synthetic-data banner on synthetic data, then ``body``."""
+    head = re.sub(r"<title>.*?</title>", "", head, flags=re.S).split("</head>", 1)[0]
+    synthetic = meta["data"]["synthetic"]
+    return render(
+        "page.html.j2",
+        head=head,
+        title=f"cifake: {study_name(meta)}",
+        body=body,
+        synthetic=synthetic,
+        banner=SYNTHETIC_BANNER,
+        for_print=for_print,
+        footer=f"cifake · {study_name(meta)}",
     )
 
 
-def combined_body(meta: dict, summary: dict | None, chapters: list[Chapter], pages: dict | None) -> str:
+def combined_body(meta: dict, summary: StudySummary | None, chapters: list[Chapter], pages: dict | None) -> str:
     figures = [f for c in chapters for f in c.figures]
-    parts = [front_html(meta, summary, figures), toc_html(chapters, pages)]
-    parts += [
-        f'<section class="cifake-chapter" id="{c.name}"><div class="cifake-label">{c.label}</div>{c.body}</section>'
-        for c in chapters
-    ]
-    return "".join(parts) + appendix_html(chapters, meta)
+    return render(
+        "report.html.j2",
+        **front_values(meta, summary, figures),
+        chapters=chapters,
+        pages=pages or {},
+        appendix_label=APPENDIX_LABEL,
+        provenance=provenance_rows(meta),
+    )
 
 
 def find_chromium() -> str | None:
@@ -547,7 +495,7 @@ def build_pdf(report_dir: Path, head: str, meta: dict, summary, chapters: list[C
 
 
 def build_exports(
-    report_dir: Path, executed: list[Path], meta: dict, summary: dict | None, pdf: bool = True, log=print
+    report_dir: Path, executed: list[Path], meta: dict, summary: StudySummary | None, pdf: bool = True, log=print
 ) -> dict:
     """html/<chapter>.html, html/appendix.html, index.html and (when pdf) cifake_report.pdf."""
     html_dir = report_dir / "html"
@@ -559,16 +507,12 @@ def build_exports(
     pages = []
     for c in chapters:
         dst = html_dir / f"{c.name}.html"
-        dst.write_text(page_html(head, f'<div class="cifake-label">{c.label}</div>{c.body}', meta, for_print=False))
+        dst.write_text(page_html(head, render("chapter.html.j2", chapter=c), meta, for_print=False))
         pages.append(dst)
     (html_dir / "appendix.html").write_text(page_html(head, appendix_html(chapters, meta), meta, for_print=False))
-    links = "".join(f'<li><a href="html/{c.name}.html">{html.escape(c.title)}</a></li>' for c in chapters)
-    links += '<li><a href="html/appendix.html">Appendix: settings, layers, per-epoch tables, provenance</a></li>'
-    pdf_link = '<p><a href="cifake_report.pdf">The whole report as one PDF</a></p>' if pdf else ""
-    front = front_html(meta, summary, [f for c in chapters for f in c.figures])
-    (report_dir / "index.html").write_text(
-        page_html(head, f"{front}<h2>Chapters</h2><ol>{links}</ol>{pdf_link}", meta, for_print=False)
-    )
+    figures = [f for c in chapters for f in c.figures]
+    index = render("index.html.j2", **front_values(meta, summary, figures), chapters=chapters, pdf=pdf)
+    (report_dir / "index.html").write_text(page_html(head, index, meta, for_print=False))
     out = {"index": report_dir / "index.html", "html": pages, "pdf": None}
     if pdf:
         out["pdf"] = build_pdf(report_dir, head, meta, summary, chapters, log=log)

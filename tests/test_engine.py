@@ -518,26 +518,39 @@ def test_upscale_matches_interpolate_and_buffer_reuse_is_explicit():
     assert reuse(batch).data_ptr() == second.data_ptr()  # same buffer: the caller was warned
 
 
+def _scores(accuracy=0.9, ci=(0.89, 0.91), **values):
+    """Typed scores of one model for the comparison tests (FAKE positive, 200 images)."""
+    from cifake_lib.study.results import Scores
+
+    base = dict.fromkeys(("precision", "recall", "f1"), 0.9) | {"auc": 0.95}
+    base |= {"n": 200, "confusion": {"tp": 92, "fn": 8, "tn": 90, "fp": 10}, "average_precision": 0.95}
+    base |= {"tpr_at_fpr": {"0.01": 0.5, "0.001": 0.2}, "accuracy": accuracy}
+    base |= {"ci95": {m: ci for m in ("accuracy", "precision", "recall", "f1", "auc")}}
+    return Scores(**{**base, **values})
+
+
+def _scored(model, scores=None, **run):
+    from cifake_lib.study.results import RunFacts, ScoredModel
+
+    return ScoredModel(model, scores or _scores(), RunFacts(**run))
+
+
 def test_conclusion_flags_runs_that_depart_from_the_paper_recipe():
     from cifake_lib.study.compare import conclusion, recipe_differences
+    from cifake_lib.study.results import RunFacts
 
-    base = {
-        "accuracy": 0.9,
-        "precision": 0.9,
-        "recall": 0.9,
-        "f1": 0.9,
-        "auc": 0.95,
-        "ci95": {m: [0.89, 0.91] for m in ("accuracy", "precision", "recall", "f1", "auc")},
-    }
-    paper_like = {**base, "pretrained": True, "input_size": 224, "train_images": 90_000}
-    assert recipe_differences("resnet18", paper_like) == []
-    scratch = {**base, "pretrained": False, "input_size": 64, "train_images": 6_000}
+    assert recipe_differences("resnet18", RunFacts(pretrained=True, input_size=224, train_images=90_000)) == []
+    scratch = RunFacts(pretrained=False, input_size=64, train_images=6_000)
     assert recipe_differences("resnet18", scratch) == [
         "trained from scratch, not from ImageNet weights",
         "64px input instead of 224px",
         "6,000 training images instead of the full train split",
     ]
-    lines = conclusion({"resnet18": scratch, "custom_cnn": {**base, "input_size": 32, "train_images": 80_000}}, None)
+    models = [
+        _scored("resnet18", pretrained=False, input_size=64, train_images=6_000),
+        _scored("custom_cnn", input_size=32, train_images=80_000),
+    ]
+    lines = conclusion(models, None)
     resnet_line = next(line for line in lines if line.startswith("ResNet-18: accuracy 90.00%"))
     assert "below the paper's 96.58%" in resnet_line and "departs from the paper's recipe" in resnet_line
     assert any("32px input instead of 224px" in line for line in lines)
@@ -598,22 +611,21 @@ def test_predict_shows_progress_for_many_files(small_data, tmp_path, capsys):
 def test_paper_comparison_counts_the_papers_sampling_error():
     from cifake_lib.study.compare import paper_difference, paper_sentence
 
-    exact = {"accuracy": 0.9658, "ci95": {"accuracy": [0.9658, 0.9658]}}
+    exact = _scores(0.9658, (0.9658, 0.9658))
     d = paper_difference(exact, 0.9658)
     # with no error of ours, the interval is the paper's own: 1.96 * sqrt(p (1 - p) / 10,000)
     half = 1.959964 * np.sqrt(0.9658 * 0.0342 / 10_000)
     assert d["difference"] == 0 and d["ci95"] == pytest.approx([-half, half]) and d["p_value"] == pytest.approx(1)
     # 0.4 points above the paper with our own +/- 0.3: inside the combined error, so "consistent with"
-    close = {"accuracy": 0.9698, "ci95": {"accuracy": [0.9668, 0.9728]}, "pretrained": True, "input_size": 224}
-    assert "is consistent with the paper's 96.58%" in paper_sentence("resnet18", close)
-    far = {**close, "accuracy": 0.985, "ci95": {"accuracy": [0.983, 0.987]}}
-    assert "is above the paper's 96.58%" in paper_sentence("resnet18", far)
-    assert paper_difference(far, 0.9658)["p_value"] < 1e-6
+    close = _scored("resnet18", _scores(0.9698, (0.9668, 0.9728)), pretrained=True, input_size=224)
+    assert "is consistent with the paper's 96.58%" in paper_sentence(close)
+    far = _scored("resnet18", _scores(0.985, (0.983, 0.987)), pretrained=True, input_size=224)
+    assert "is above the paper's 96.58%" in paper_sentence(far)
+    assert paper_difference(far.scores, 0.9658)["p_value"] < 1e-6
     # no sampling error on either side (a paper rate of 100%, our interval of zero width): any
     # difference is certain (p = 0) and no difference is p = 1
-    none = {"accuracy": 0.99, "ci95": {"accuracy": [0.99, 0.99]}}
-    assert paper_difference(none, 1.0)["p_value"] == 0.0
-    assert paper_difference({**none, "accuracy": 1.0, "ci95": {"accuracy": [1.0, 1.0]}}, 1.0)["p_value"] == 1.0
+    assert paper_difference(_scores(0.99, (0.99, 0.99)), 1.0)["p_value"] == 0.0
+    assert paper_difference(_scores(1.0, (1.0, 1.0)), 1.0)["p_value"] == 1.0
 
 
 def test_cpu_profile_compares_like_for_like():
@@ -760,27 +772,20 @@ def test_validation_scores_in_fp32_while_training_uses_bf16():
 
 def test_the_paper_is_described_as_its_numbers_imply():
     from cifake_lib.study.compare import comparison_table, paper_notes, recipe_unstated
+    from cifake_lib.study.results import RunFacts
 
     composition, recall, cnn = paper_notes()
     assert "10,000 images" in composition and "4,957 FAKE and 5,043 REAL" in composition
     assert "0.958 against 0.949" in recall  # the paper credits ResNet-18; its counts favour the CNN
     assert "this project's reading" in cnn and "dropout 0.3" in cnn
-    ci = {m: [0.9, 0.92] for m in ("accuracy", "precision", "recall", "f1", "auc")}
-    rep = {
-        "accuracy": 0.91,
-        "precision": 0.9,
-        "recall": 0.92,
-        "f1": 0.91,
-        "auc": 0.95,
-        "n": 200,
-        "ci95": ci,
-        "confusion": {"tp": 92, "fn": 8, "tn": 90, "fp": 10},
-    }
-    table = comparison_table({"resnet18": rep})
+    rep = _scored("resnet18", _scores(0.91, (0.9, 0.92), recall=0.92))
+    table = comparison_table([rep])
+    assert table.loc["recall", "ResNet-18: ours"] == "0.9200 [0.9000, 0.9200]"
+    assert table.loc["FAKE caught (TP / FAKE)", "ResNet-18: ours"] == f"{92 / 100:.4f}"
     assert table.loc["FAKE caught (TP / FAKE)", "ResNet-18: paper"] == f"{4703 / 4957:.4f}"  # rates, not counts
     assert table.loc["images (FAKE / REAL)", "ResNet-18: paper"] == "10,000 (4,957 / 5,043)"
-    assert "ResNet-18: paper" not in comparison_table({"resnet18": rep}, synthetic=True).columns
-    assert recipe_unstated({"batch_size": 128, "val_fraction": 0.1, "arithmetic": "fp32"}) == [
+    assert "ResNet-18: paper" not in comparison_table([rep], synthetic=True).columns
+    assert recipe_unstated(RunFacts(batch_size=128, val_fraction=0.1, arithmetic="fp32")) == [
         "batch size 128",
         "a 10% validation split carved from train",
         "fp32",

@@ -16,6 +16,7 @@ from cifake_lib.data.synth import make_synthetic_cifake
 from cifake_lib.engine.config import ConfigError
 from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, SYNTHETIC_BANNER, ReportError, find_chromium, make_report
 from cifake_lib.study import notebook
+from cifake_lib.study.results import SUMMARY_VERSION, StudySummary
 
 pytestmark = pytest.mark.slow
 
@@ -51,31 +52,42 @@ def test_notebooks_write_what_later_stages_read(smoke_report):
         assert {"accuracy", "precision", "recall", "f1", "auc", "threshold", "n", "confusion"} <= m.keys()
         assert m["n"] == 32 and sum(m["confusion"].values()) == 32
         assert 0 <= m["accuracy"] <= 1 and m["synthetic"] is True
-    summary = json.loads((work / "evaluation" / "summary.json").read_text())
-    assert summary["mcnemar"]["n"] == 32 and summary["conclusion"]
+    summary = StudySummary.load(work / "evaluation" / "summary.json")
+    assert summary.version == SUMMARY_VERSION and summary.mcnemar.n == 32 and summary.conclusion
     # smoke trains two seeds per model; 05 reports their mean and spread, and McNemar per seed pair
     assert (work / "runs" / "resnet18_seed1" / "best.pt").exists()
-    assert summary["seeds"]["custom_cnn"]["accuracy"]["n_seeds"] == 2 and len(summary["seed_mcnemar"]) == 2
+    assert summary.seeds["custom_cnn"]["accuracy"].n_seeds == 2 and len(summary.seed_mcnemar) == 2
+    assert [t.seed_run for t in summary.seed_mcnemar] == [0, 1]
     for model in ("resnet18", "custom_cnn"):
-        cal = summary["calibration"][model]
-        assert cal["temperature"] > 0 and 0 <= cal["ece"] <= 1 and 0 <= cal["ece_scaled"] <= 1
+        cal = summary.calibration[model]
+        assert cal.temperature > 0 and 0 <= cal.ece <= 1 and 0 <= cal.ece_scaled <= 1 and cal.val_n > 0
     # offline: no ImageNet weights, so the notes say the pretrained-vs-scratch test was not possible
-    assert summary["scratch"] is None and any("could not be tested" in n for n in summary["notes"])
+    assert summary.scratch is None and any("could not be tested" in n for n in summary.notes)
     # the smoke profile, like cpu, also trains the custom CNN with the improved recipe; 05 compares
     # the two recipes on the same images and 07 scores the improved run too
     improved = json.loads((work / "runs" / "custom_cnn_improved" / "config.json").read_text())["config"]
     assert improved["recipe"] == "improved" and improved["augment"] and improved["optimizer"] == "adamw"
     assert json.loads((work / "runs" / "custom_cnn" / "config.json").read_text())["config"]["recipe"] == "paper"
     assert not (work / "runs" / "resnet18_improved").exists()
-    rec = summary["recipes"]["custom_cnn"]
-    assert rec["metrics"]["n"] == 32 and rec["run"]["recipe"] == "improved" and rec["mcnemar_vs_paper"]["n"] == 32
-    assert set(summary["recipes"]) == {"custom_cnn"}
+    rec = summary.recipes["custom_cnn"]
+    assert rec.improved.scores.n == 32 and rec.improved.run.recipe == "improved" and rec.mcnemar_vs_paper.n == 32
+    assert set(summary.recipes) == {"custom_cnn"}
     rob = pd.read_csv(work / "evaluation" / "robustness.csv")
     assert set(rob["model"]) == {"ResNet-18", "Custom CNN", "Custom CNN (improved recipe)"} and len(rob) == 3 * 11
-    assert summary["conclusion"][0].startswith("These numbers come from SYNTHETIC demo data")
+    assert summary.conclusion[0].startswith("These numbers come from SYNTHETIC demo data")
     # the conclusion quotes measured numbers, not fixed claims
-    acc = summary["metrics"]["custom_cnn"]["accuracy"]
-    assert any(f"{acc:.2%}" in line for line in summary["conclusion"])
+    acc = summary.models["custom_cnn"].scores.accuracy
+    assert any(f"{acc:.2%}" in line for line in summary.conclusion)
+
+
+def test_summary_json_round_trips_through_the_typed_results(smoke_report):
+    """What 05 wrote reads back into the typed StudySummary and writes out the same JSON."""
+    raw = json.loads((smoke_report["work"] / "evaluation" / "summary.json").read_text())
+    summary = StudySummary.from_json(raw)
+    assert summary.to_json() == raw
+    assert StudySummary.from_json(summary.to_json()) == summary
+    per_model = json.loads((smoke_report["work"] / "evaluation" / "custom_cnn" / "metrics.json").read_text())
+    assert summary.models["custom_cnn"].scores.accuracy == per_model["accuracy"]  # the same number as metrics.json
 
 
 def test_every_notebook_executed_with_its_parameters(smoke_report):
@@ -112,6 +124,87 @@ def test_source_notebooks_follow_the_conventions():
             if c.cell_type == "code":
                 assert "def " not in c.source and "class " not in c.source, f"{name} defines code"
                 assert "import " not in c.source or c is nb.cells[2]
+
+
+def _code_cells(name: str) -> list[str]:
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def test_notebooks_show_their_steps():
+    """No cell runs a whole notebook's stage: 05 computes each statistic in its own cell, 03 and
+    04 show a batch before and after preprocessing and call train_model themselves."""
+    import re
+
+    from cifake_lib.study.stages import evaluation, explainability, robustness, training
+
+    for module in (evaluation, explainability, robustness, training):
+        assert not [n for n in dir(module) if n.endswith("_stage")], module.__name__
+    for name in NOTEBOOKS:
+        for src in _code_cells(name):
+            assert not re.search(r"\w+_stage\(", src), (name, src)
+    cells = _code_cells("05_comparative_evaluation")
+    steps = (
+        "stage.score_run(",
+        "stage.paired_difference(",
+        "stage.mcnemar(",
+        "stage.study_baselines(",
+        "stage.score_extra_sets(",
+        "stage.seed_spreads(",
+        "stage.seed_pair_tests(",
+        "stage.score_scratch_twin(",
+        "stage.score_improved_runs(",
+        "stage.calibrate(",
+        "stage.summarize(",
+    )
+    homes = {step: [i for i, src in enumerate(cells) if step in src] for step in steps}
+    assert all(homes.values()), homes
+    statistics = [homes[s][0] for s in steps[1:-1] if s not in ("stage.seed_spreads(",)]
+    assert len(set(statistics)) == len(statistics)  # one cell per statistic
+    for name in ("03_train_resnet18", "04_train_custom_cnn"):
+        cells = _code_cells(name)
+        assert any("stage.training_batch(" in c for c in cells) and any("plots.plot_batch(" in c for c in cells)
+        assert any(re.search(r"^result = train_model\(", c, re.M) for c in cells)
+        assert any("settings.table(" in c for c in cells)
+
+
+def test_every_notebook_ends_with_try_this_naming_real_parameters():
+    import re
+
+    import nbformat
+
+    from cifake_lib.study.parameters import NOTEBOOK_PARAMETERS
+
+    declared = {p for params in NOTEBOOK_PARAMETERS.values() for p in params}
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        last = nb.cells[-1]
+        assert last.cell_type == "markdown" and last.source.startswith("## Try this"), name
+        named = re.findall(r"`([A-Z][A-Z_]+) = [^`]+`", last.source)
+        assert len(set(named)) >= 2, (name, named)
+        assert set(named) <= declared, (name, set(named) - declared)
+        assert set(named) & set(NOTEBOOK_PARAMETERS[name]), name  # at least one of its own
+        items = [line for line in last.source.splitlines() if line.startswith("- ")]
+        assert 2 <= len(items) <= 4, name
+
+
+def test_executed_training_notebook_shows_batch_history_and_setting_sources(smoke_report):
+    import nbformat
+
+    nb = nbformat.read(smoke_report["dir"] / "executed" / "04_train_custom_cnn.ipynb", as_version=4)
+    text = {
+        c.source: "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.outputs)
+        for c in nb.cells
+        if c.cell_type == "code"
+    }
+    batch = next(out for src, out in text.items() if "stage.batch_table(" in src)
+    assert "8 x 3 x 32 x 32" in batch and "uint8" in batch and "float32" in batch
+    history = next(out for src, out in text.items() if "stage.history_view(" in src)
+    assert "val_accuracy" in history
+    sources = next(out for src, out in text.items() if "settings.table(set_only=True)" in src)
+    assert "parameter SEED" in sources and "profile" in sources and "recipe" in sources
 
 
 def test_nbval_reproduces_checked_outputs(smoke_report):
@@ -173,7 +266,9 @@ def test_html_and_pdf_export(smoke_report):
     pages = int(fields["Pages"])
     assert fields["Title"].strip() == "cifake: smoke profile on synthetic demo data"
     assert fields["Author"].strip() == "cifake" and "CIFAKE" in fields["Subject"] and fields["CreationDate"].strip()
-    assert 1 + 1 + len(NOTEBOOKS) + 1 <= pages <= 30  # front, contents, a chapter each, appendix
+    # front, contents, a chapter each, appendix; 35 pages measured on 2026-12-06 (30 before the
+    # notebooks showed their steps, batches, setting sources and "Try this")
+    assert 1 + 1 + len(NOTEBOOKS) + 1 <= pages <= 36
     text = _pdf_text(pdf, 1)
     assert "SYNTHETIC DEMO DATA" in text and "profile" in text and "git commit" in text
     everything = _pdf_text(pdf)
@@ -188,20 +283,61 @@ def test_html_and_pdf_export(smoke_report):
 
 
 def test_pdf_front_tells_what_was_found(smoke_report):
-    """Page 1: the abstract, the headline table of both networks and at least one figure."""
+    """Page 1: the abstract and the headline table of both networks; the front pages (before the
+    contents) carry every key figure, at most two side by side."""
     _need_chromium()
     pdf = smoke_report["dir"] / "cifake_report.pdf"
     first = _pdf_text(pdf, 1)
-    summary = json.loads((smoke_report["work"] / "evaluation" / "summary.json").read_text())
+    summary = StudySummary.load(smoke_report["work"] / "evaluation" / "summary.json")
     assert "Abstract." in first and "Headline results" in first and "Key figures" in first
     for model in ("ResNet-18", "Custom CNN"):
         assert model in first
-    assert f"{summary['metrics']['custom_cnn']['accuracy']:.4f}" in first  # the measured number, on page 1
+    assert f"{summary.models['custom_cnn'].scores.accuracy:.4f}" in first  # the measured number, on page 1
     assert "(paper)" not in first  # synthetic demo numbers are never set beside the paper's
+    pages = _pdf_text(pdf).split("\f")
+    toc = next(i for i, p in enumerate(pages) if "Contents" in [x.strip() for x in p.splitlines()[:5]])
+    assert toc == 2  # a front of two pages
     images = subprocess.run(
-        ["pdfimages", "-list", "-f", "1", "-l", "1", str(pdf)], capture_output=True, text=True, check=True
+        ["pdfimages", "-list", "-f", "1", "-l", str(toc), str(pdf)], capture_output=True, text=True, check=True
     ).stdout.splitlines()[2:]
-    assert len(images) >= 3  # the key figures are on the first page
+    captions = _key_figure_captions(smoke_report["dir"])
+    assert len(captions) == 5 and len(images) == len(captions)  # confusion, ROC, two mean CAMs, robustness
+    front = _pdf_text(pdf, 1, toc, "-layout")
+    rows = [sum(c in line for c in captions) for line in front.splitlines()]
+    assert sum(rows) == len(captions) and max(rows) == 2  # every caption on the front; two per row
+
+
+def _key_figure_captions(report_dir) -> list[str]:
+    import nbformat
+
+    out = []
+    for name in NOTEBOOKS:
+        nb = nbformat.read(report_dir / "executed" / f"{name}.ipynb", as_version=4)
+        out += [c.metadata["caption"] for c in nb.cells if "key-figure" in c.metadata.get("tags", [])]
+    return out
+
+
+def test_pdf_has_no_near_empty_pages(smoke_report):
+    """Every page carries a figure or at least a few lines of text (besides banner and footer):
+    no heading or two lines stranded before a page break."""
+    _need_chromium()
+    pdf = smoke_report["dir"] / "cifake_report.pdf"
+    pages = _pdf_text(pdf, None, None, "-layout").split("\f")[:-1]
+    listing = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    with_images = {int(line.split()[0]) for line in listing.splitlines()[2:]}
+    for n, page in enumerate(pages, start=1):
+        lines = [x for x in page.splitlines() if x.strip() and "SYNTHETIC DEMO DATA" not in x and "cifake ·" not in x]
+        assert n in with_images or len(lines) >= 6, f"page {n} holds only {len(lines)} lines: {lines}"
+
+
+def test_training_logs_are_in_the_appendix(smoke_report):
+    """The per-epoch log the training cells print goes to the appendix, not the chapters."""
+    _need_chromium()
+    pages = _pdf_text(smoke_report["dir"] / "cifake_report.pdf").split("\f")
+    appendix = max(i for i, p in enumerate(pages) if "APPENDIX A" in p)
+    log_pages = [i for i, p in enumerate(pages) if "*best" in p and "img/s" in p]  # the log's marks
+    assert log_pages and min(log_pages) >= appendix, log_pages
+    assert "Training log" in "".join(pages[appendix:])
 
 
 def test_pdf_contents_chapters_and_appendix(smoke_report):
@@ -301,10 +437,10 @@ def test_whole_chain_on_real_cifake_subset(real_zip, real_cache, tmp_path, monke
     """Smoke profile on the real train zip: 150 training images per class, 300 test images per class."""
     monkeypatch.setenv("CIFAKE_CACHE_DIR", str(real_cache))
     out = make_report(str(real_zip), "smoke", tmp_path / "report", pdf=False, log=lambda m: None, progress=False)
-    summary = json.loads((tmp_path / "report" / "work" / "evaluation" / "summary.json").read_text())
-    assert summary["synthetic"] is False and summary["test_source"].startswith("carved from train")
+    summary = StudySummary.load(tmp_path / "report" / "work" / "evaluation" / "summary.json")
+    assert summary.synthetic is False and summary.test_source.startswith("carved from train")
     for model in ("resnet18", "custom_cnn"):
-        assert summary["metrics"][model]["n"] == 600
+        assert summary.models[model].scores.n == 600
     assert (tmp_path / "report" / "index.html").exists() and out["pdf"] is None
     text = (tmp_path / "report" / "html" / "01_data_exploration.html").read_text()
     assert "SYNTHETIC DEMO DATA" not in text and "100000" in text.replace(",", "")
@@ -348,10 +484,15 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     cnn = notebook.setup("04_train_custom_cnn", {**base, **train, "MODEL": "custom_cnn"})
     training.train_seeds(cnn, cnn.train_config())
     ev = notebook.setup("05_comparative_evaluation", {**base, "EVAL_LIMIT_PER_CLASS": None, "EXTRA_TEST_DATA": []})
-    result = evaluation.evaluate_stage(ev, n_boot=50)
-    assert result["scratch"] is not None and result["scratch"]["mcnemar"]["n"] == result["reports"]["resnet18"]["n"]
-    assert any("from scratch reaches accuracy" in s for s in result["summary"]["conclusion"])
-    assert list(evaluation.scratch_table(result).index) == ["pretrained", "from scratch"]
+    resnet = evaluation.score_run(ev, "resnet18", n_boot=50)
+    scratch = evaluation.score_scratch_twin(ev, resnet, n_boot=50)
+    assert scratch is not None and scratch.scratch.run.pretrained is False and resnet.run.pretrained is True
+    assert scratch.mcnemar_vs_pretrained.n == resnet.scores.n
+    cnn = evaluation.score_run(ev, "custom_cnn", n_boot=50)
+    summary = evaluation.summarize(ev, [resnet, cnn], scratch=scratch)
+    assert any("from scratch reaches accuracy" in s for s in summary.conclusion)
+    assert StudySummary.load(ev.layout.summary_path).scratch == scratch  # written and read back
+    assert list(evaluation.scratch_table(resnet, scratch).index) == ["pretrained", "from scratch"]
 
 
 def test_05_scores_extra_data_baselines_and_the_difference(smoke_report, tmp_path):
@@ -380,24 +521,30 @@ def test_05_scores_extra_data_baselines_and_the_difference(smoke_report, tmp_pat
         "EVAL_LIMIT_PER_CLASS": None,
         "EXTRA_TEST_DATA": [str(photos)],
     }
-    result = evaluation.evaluate_stage(notebook.setup("05_comparative_evaluation", params), n_boot=50)
-    (extra,) = result["extra"]
-    assert extra["n"] == 6 and extra["small"] and set(extra["metrics"]) == {"resnet18", "custom_cnn"}
-    assert len(evaluation.extra_data_table(result)) == 2
-    n = result["reports"]["custom_cnn"]["n"]
-    assert set(result["baselines"]) == {b.name for b in BASELINES}
-    assert all(b["n"] == n and 0 <= b["accuracy"] <= 1 for b in result["baselines"].values())
-    assert len(evaluation.baselines_table(result)) == 2 + len(result["baselines"])
-    d = result["difference"]["accuracy"]
-    a, b = (result["reports"][m]["accuracy"] for m in ("resnet18", "custom_cnn"))
-    assert d["difference"] == pytest.approx(a - b) and d["ci95"][0] <= d["difference"] <= d["ci95"][1]
-    summary = json.loads((out / "evaluation" / "summary.json").read_text())
-    assert summary["extra"][0]["n"] == 6 and summary["baselines"] and summary["difference"]
-    assert any(s.startswith("Simple features carry") for s in summary["conclusion"])
-    assert (
-        "average_precision" in summary["metrics"]["custom_cnn"]
-        and (out / "evaluation" / "extra0" / "resnet18").is_dir()
+    study = notebook.setup("05_comparative_evaluation", params)
+    resnet, cnn = (evaluation.score_run(study, m, n_boot=50) for m in ("resnet18", "custom_cnn"))
+    (extra,) = evaluation.score_extra_sets(study, n_boot=50)
+    assert extra.n == 6 and extra.small and set(extra.scores) == {"resnet18", "custom_cnn"}
+    assert len(evaluation.extra_data_table((extra,))) == 2
+    baselines = evaluation.study_baselines(study, cnn, n_boot=50)
+    assert set(baselines) == {b.name for b in BASELINES}
+    assert all(b.scores.n == cnn.scores.n and 0 <= b.scores.accuracy <= 1 for b in baselines.values())
+    assert len(evaluation.baselines_table([resnet, cnn], baselines)) == 2 + len(baselines)
+    d = evaluation.paired_difference(resnet, cnn, n_boot=50).accuracy
+    assert d.difference == pytest.approx(resnet.scores.accuracy - cnn.scores.accuracy)
+    assert d.ci95[0] <= d.difference <= d.ci95[1]
+    summary = evaluation.summarize(
+        study,
+        [resnet, cnn],
+        difference=evaluation.paired_difference(resnet, cnn, n_boot=50),
+        baselines=baselines,
+        extra=(extra,),
     )
+    assert any(s.startswith("Simple features carry") for s in summary.conclusion)
+    saved = StudySummary.load(out / "evaluation" / "summary.json")
+    assert saved.extra[0].n == 6 and saved.baselines == baselines and saved.difference == summary.difference
+    assert saved.models["custom_cnn"].scores.average_precision == cnn.scores.average_precision
+    assert (out / "evaluation" / "extra0" / "resnet18").is_dir()
 
 
 # ----------------------------------------------------------------------------- the paper profile, rehearsed
@@ -469,17 +616,17 @@ def test_paper_rehearsal_trains_the_five_runs_at_224px(paper_rehearsal):
 
 def test_paper_rehearsal_notebooks_05_to_07_use_every_run(paper_rehearsal):
     work = paper_rehearsal["work"]
-    summary = json.loads((work / "evaluation" / "summary.json").read_text())
-    assert summary["profile"] == "paper" and summary["eval_limit_per_class"] == 8
+    summary = StudySummary.load(work / "evaluation" / "summary.json")
+    assert summary.profile == "paper" and summary.eval_limit_per_class == 8
     for model, pretrained in (("resnet18", True), ("custom_cnn", False)):
-        run = summary["runs"][model]
-        assert run["input_size"] == 224 and run["pretrained"] is pretrained
-        assert summary["metrics"][model]["n"] == 16
-        assert summary["recipes"][model]["run"]["input_size"] == 224
-        assert summary["recipes"][model]["run"]["recipe"] == "improved"
-    scratch = summary["scratch"]
-    assert scratch["run"]["input_size"] == 224 and scratch["run"]["pretrained"] is False
-    assert scratch["metrics"]["n"] == 16 and scratch["mcnemar_vs_pretrained"]["n"] == 16
+        scored = summary.models[model]
+        assert scored.run.input_size == 224 and scored.run.pretrained is pretrained
+        assert scored.scores.n == 16
+        assert summary.recipes[model].improved.run.input_size == 224
+        assert summary.recipes[model].improved.run.recipe == "improved"
+    scratch = summary.scratch
+    assert scratch.scratch.run.input_size == 224 and scratch.scratch.run.pretrained is False
+    assert scratch.scratch.scores.n == 16 and scratch.mcnemar_vs_pretrained.n == 16
     rob = pd.read_csv(work / "evaluation" / "robustness.csv")
     names = {"ResNet-18", "Custom CNN", "ResNet-18 (improved recipe)", "Custom CNN (improved recipe)"}
     assert set(rob["model"]) == names and len(rob) == 4 * 11

@@ -106,13 +106,14 @@ def fit_baselines(
     return out
 
 
-def shortcut_sentence(baselines: dict, networks: dict) -> str:
-    """How much of the networks' accuracy above chance the simple features reach, from the numbers."""
-    best_net = max(r["accuracy"] for r in networks.values())
-    name, best = max(baselines.items(), key=lambda kv: kv[1]["accuracy"])
-    share = (best["accuracy"] - 0.5) / (best_net - 0.5) if best_net > 0.5 else float("nan")
+def shortcut_sentence(baselines: dict, networks: list) -> str:
+    """How much of the networks' accuracy above chance the simple features reach, from the numbers:
+    ``baselines`` {name: results.Baseline}, ``networks`` [results.ScoredModel]."""
+    best_net = max(s.scores.accuracy for s in networks)
+    best = max(baselines.values(), key=lambda b: b.scores.accuracy)
+    share = (best.scores.accuracy - 0.5) / (best_net - 0.5) if best_net > 0.5 else float("nan")
     return (
-        f"Simple features carry much of the signal: the best baseline ({name}) reaches accuracy "
-        f"{best['accuracy']:.2%} (AUC {best['auc']:.4f}) against {best_net:.2%} for the better network, "
+        f"Simple features carry much of the signal: the best baseline ({best.name}) reaches accuracy "
+        f"{best.scores.accuracy:.2%} (AUC {best.scores.auc:.4f}) against {best_net:.2%} for the better network, "
         f"{share:.0%} of the network's margin over chance (50%)."
     )

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.metrics import METRICS
+from .results import McNemar, RunFacts, ScoredModel, Scores
 
 # Confusion counts reported by the paper on its 10,000-image test evaluation (FAKE positive).
 PAPER_CONFUSION = {
@@ -30,28 +31,28 @@ PAPER_RECIPE = {
 FULL_TRAIN_SPLIT = 75_000  # a run on fewer training images than this is a subset run
 
 
-def recipe_differences(model: str, rep: dict) -> list[str]:
+def recipe_differences(model: str, run: RunFacts) -> list[str]:
     """How a run differs from the paper's recipe (empty when it follows it)."""
     recipe = PAPER_RECIPE.get(model, {})
     out = []
-    if recipe.get("pretrained") and rep.get("pretrained") is False:
+    if recipe.get("pretrained") and run.pretrained is False:
         out.append("trained from scratch, not from ImageNet weights")
-    if "input_size" in recipe and rep.get("input_size") not in (None, recipe["input_size"]):
-        out.append(f"{rep['input_size']}px input instead of {recipe['input_size']}px")
-    if rep.get("train_images") is not None and rep["train_images"] < FULL_TRAIN_SPLIT:
-        out.append(f"{rep['train_images']:,} training images instead of the full train split")
+    if "input_size" in recipe and run.input_size not in (None, recipe["input_size"]):
+        out.append(f"{run.input_size}px input instead of {recipe['input_size']}px")
+    if run.train_images is not None and run.train_images < FULL_TRAIN_SPLIT:
+        out.append(f"{run.train_images:,} training images instead of the full train split")
     return out
 
 
-def recipe_unstated(rep: dict) -> list[str]:
+def recipe_unstated(run: RunFacts) -> list[str]:
     """This run's choices where the paper states nothing (batch size, validation split, precision)."""
     out = []
-    if rep.get("batch_size"):
-        out.append(f"batch size {rep['batch_size']}")
-    if rep.get("val_fraction"):
-        out.append(f"a {rep['val_fraction']:.0%} validation split carved from train")
-    if rep.get("arithmetic"):
-        out.append(rep["arithmetic"])
+    if run.batch_size:
+        out.append(f"batch size {run.batch_size}")
+    if run.val_fraction:
+        out.append(f"a {run.val_fraction:.0%} validation split carved from train")
+    if run.arithmetic:
+        out.append(run.arithmetic)
     return out
 
 
@@ -88,17 +89,18 @@ def confusion_rates(c: dict) -> dict:
     return {name: c[a] / (c[a] + c[b]) if c[a] + c[b] else float("nan") for name, (a, b) in RATES.items()}
 
 
-def comparison_table(reports: dict, synthetic: bool = False) -> pd.DataFrame:
+def comparison_table(models: list[ScoredModel], synthetic: bool = False) -> pd.DataFrame:
     """Rows: metrics and confusion rates; for each model, ours (with 95% CI) and, on CIFAKE, the
     paper's value. Rates, not counts: the paper's evaluation set (10,000 images, 4,957 FAKE and
     5,043 REAL, as its confusion counts imply) is not ours."""
+    reports = {s.model: s.scores for s in models}
     papers = {m: None if synthetic else paper_metrics(m) for m in reports}
     rows = []
     for m in METRICS:
         row = {"metric": m}
         for model, rep in reports.items():
-            lo, hi = rep["ci95"][m]
-            row[f"{display_name(model)}: ours"] = f"{rep[m]:.4f} [{lo:.4f}, {hi:.4f}]"
+            lo, hi = rep.interval(m)
+            row[f"{display_name(model)}: ours"] = f"{rep.value(m):.4f} [{lo:.4f}, {hi:.4f}]"
             if not synthetic:
                 p = papers[model]
                 row[f"{display_name(model)}: paper"] = "not reported" if p is None or np.isnan(p[m]) else f"{p[m]:.4f}"
@@ -106,15 +108,14 @@ def comparison_table(reports: dict, synthetic: bool = False) -> pd.DataFrame:
     for name in RATES:
         row = {"metric": name}
         for model, rep in reports.items():
-            row[f"{display_name(model)}: ours"] = f"{confusion_rates(rep['confusion'])[name]:.4f}"
+            row[f"{display_name(model)}: ours"] = f"{confusion_rates(rep.confusion)[name]:.4f}"
             if not synthetic:
                 p = papers[model]
                 row[f"{display_name(model)}: paper"] = f"{confusion_rates(p['confusion'])[name]:.4f}" if p else "-"
         rows.append(row)
     row = {"metric": "images (FAKE / REAL)"}
     for model, rep in reports.items():
-        c = rep["confusion"]
-        row[f"{display_name(model)}: ours"] = f"{rep['n']:,} ({c['tp'] + c['fn']:,} / {c['tn'] + c['fp']:,})"
+        row[f"{display_name(model)}: ours"] = f"{rep.n:,} ({rep.n_fake:,} / {rep.n_real:,})"
         if not synthetic:
             row[f"{display_name(model)}: paper"] = f"{PAPER_N:,} (4,957 / 5,043)" if papers[model] else "-"
     rows.append(row)
@@ -140,7 +141,7 @@ def paper_notes() -> list[str]:
     ]
 
 
-def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> list[str]:
+def conclusion(models: list[ScoredModel], mcnemar: McNemar | None, synthetic: bool = False) -> list[str]:
     """Sentences derived from measured numbers: who wins on what, is it significant, vs the paper.
 
     On synthetic demo data only the measured numbers are stated: no winner, no verdict and no
@@ -151,45 +152,45 @@ def conclusion(reports: dict, mcnemar: dict | None, synthetic: bool = False) -> 
             "These numbers come from SYNTHETIC demo data, not CIFAKE: they show that the pipeline runs, "
             "not how well the models detect AI-generated images."
         ] + [
-            f"{display_name(m)}: accuracy {r['accuracy']:.2%} (95% CI {r['ci95']['accuracy'][0]:.2%} to "
-            f"{r['ci95']['accuracy'][1]:.2%}), AUC {r['auc']:.4f} on the demo's test split."
-            for m, r in reports.items()
+            f"{display_name(s.model)}: accuracy {s.scores.accuracy:.2%} (95% CI {s.scores.ci95['accuracy'][0]:.2%} "
+            f"to {s.scores.ci95['accuracy'][1]:.2%}), AUC {s.scores.auc:.4f} on the demo's test split."
+            for s in models
         ]
-    out = _comparison_sentences(reports, mcnemar) if len(reports) == 2 else []
-    return out + [line for model, rep in reports.items() if (line := paper_sentence(model, rep))]
+    out = _comparison_sentences(models, mcnemar) if len(models) == 2 else []
+    return out + [line for s in models if (line := paper_sentence(s))]
 
 
-def _comparison_sentences(reports: dict, mcnemar: dict | None) -> list[str]:
-    (a, ra), (b, rb) = reports.items()
-    da, db = display_name(a), display_name(b)
+def _comparison_sentences(models: list[ScoredModel], mcnemar: McNemar | None) -> list[str]:
+    ra, rb = (s.scores for s in models)
+    da, db = (display_name(s.model) for s in models)
     wins = {da: [], db: []}
     for m in METRICS:
-        va, vb = ra[m], rb[m]
+        va, vb = ra.value(m), rb.value(m)
         if np.isnan(va) or np.isnan(vb) or va == vb:
             continue
         wins[da if va > vb else db].append(f"{m} ({max(va, vb):.4f} vs {min(va, vb):.4f})")
     out = [f"{who} scores higher on " + ", ".join(w) + "." for who, w in wins.items() if w]
     if mcnemar is not None:
-        p = mcnemar["p_value"]
-        better = da if mcnemar["a_only"] > mcnemar["b_only"] else db
+        p = mcnemar.p_value
+        better = da if mcnemar.a_only > mcnemar.b_only else db
         verdict = "significant" if p < SIGNIFICANCE else "not significant"
         out.append(
-            f"On the images where the two models disagree, {da} alone is right on {mcnemar['a_only']:,} and "
-            f"{db} alone on {mcnemar['b_only']:,}; McNemar's exact test gives p = {p:.3g}, so the accuracy "
+            f"On the images where the two models disagree, {da} alone is right on {mcnemar.a_only:,} and "
+            f"{db} alone on {mcnemar.b_only:,}; McNemar's exact test gives p = {p:.3g}, so the accuracy "
             f"difference is {verdict} at the {SIGNIFICANCE:.0%} level"
             + (f" (in favour of {better})." if p < SIGNIFICANCE else ".")
         )
     return out
 
 
-def paper_difference(rep: dict, paper_accuracy: float, paper_n: int = PAPER_N) -> dict:
+def paper_difference(rep: Scores, paper_accuracy: float, paper_n: int = PAPER_N) -> dict:
     """Our accuracy minus the paper's, with a 95% interval and a two-sided z-test that count both
     sampling errors: ours from our bootstrap interval, the paper's from its n = 10,000 images."""
     from scipy.stats import norm
 
-    lo, hi = rep["ci95"]["accuracy"]
+    lo, hi = rep.interval("accuracy")
     se = float(np.hypot((hi - lo) / (2 * 1.959964), np.sqrt(paper_accuracy * (1 - paper_accuracy) / paper_n)))
-    diff = rep["accuracy"] - paper_accuracy
+    diff = rep.accuracy - paper_accuracy
     return {
         "difference": diff,
         "ci95": [diff - 1.959964 * se, diff + 1.959964 * se],
@@ -198,27 +199,28 @@ def paper_difference(rep: dict, paper_accuracy: float, paper_n: int = PAPER_N) -
     }
 
 
-def paper_sentence(model: str, rep: dict) -> str | None:
+def paper_sentence(scored: ScoredModel) -> str | None:
     """How a run's accuracy compares with the paper's, allowing for both sampling errors."""
+    model, rep = scored.model, scored.scores
     paper = paper_metrics(model)
     if paper is None:
         return None
     d = paper_difference(rep, paper["accuracy"])
-    lo, hi = rep["ci95"]["accuracy"]
+    lo, hi = rep.interval("accuracy")
     dlo, dhi = d["ci95"]
     rel = "above" if dlo > 0 else "below" if dhi < 0 else "consistent with"
-    differs = recipe_differences(model, rep)
+    differs = recipe_differences(model, scored.run)
     caveat = (
         f" This run departs from the paper's recipe ({'; '.join(differs)}), so the comparison says how this "
         "configuration does, not whether the paper reproduces."
         if differs
         else ""
     )
-    unstated = recipe_unstated(rep)
+    unstated = recipe_unstated(scored.run)
     if unstated:
         caveat += " Choices the paper leaves open: " + "; ".join(unstated) + "."
     return (
-        f"{display_name(model)}: accuracy {rep['accuracy']:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
+        f"{display_name(model)}: accuracy {rep.accuracy:.2%} (95% CI {lo:.2%} to {hi:.2%}) is {rel} the paper's "
         f"{paper['accuracy']:.2%}: a difference of {d['difference'] * 100:+.2f} percentage points (95% CI "
         f"{dlo * 100:+.2f} to {dhi * 100:+.2f}, counting the paper's own sampling error on its {PAPER_N:,} images; "
         f"z-test p = {d['p_value']:.3g}).{caveat}"

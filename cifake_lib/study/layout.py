@@ -95,8 +95,11 @@ class StudyLayout:
         return path
 
     # ------------------------------------------------------------------ what the report reads
-    def summary(self) -> dict | None:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
+    def summary(self):
+        """The typed StudySummary 05 wrote (None before 05 has run)."""
+        from .results import StudySummary
+
+        return StudySummary.load(self.summary_path) if self.summary_path.exists() else None
 
     def run_configs(self) -> list[dict]:
         """config.json of every run of the study."""

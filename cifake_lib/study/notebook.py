@@ -20,8 +20,8 @@ from .. import paths
 from ..engine.config import ConfigError, TrainConfig
 from ..engine.recipes import departures
 from .layout import StudyError, StudyLayout
-from .parameters import collect, train_overrides
-from .profiles import PROFILES, profile_config, resolve_profile
+from .parameters import collect, train_overrides, train_parameter_names
+from .profiles import PROFILES, ResolvedSettings, resolve_profile, resolve_settings
 
 __all__ = ["Study", "StudyError", "setup", "show_header", "show_notes", "show_sentences"]
 
@@ -62,22 +62,33 @@ class Study:
         return load_manifest(self.layout.require_splits(), self.load_data())
 
     # ------------------------------------------------------------------ settings
-    def train_config(self, model: str | None = None, **extra) -> TrainConfig:
-        """The TrainConfig of this notebook's model: the profile, then the notebook's parameters."""
-        model = model or self.params["MODEL"]
-        overrides = {**train_overrides(self.params), "seed": self.seed}
-        overrides["pretrained"] = self._pretrained(model, overrides.get("pretrained", False))
-        overrides["weights"] = overrides.get("weights") or None
-        if overrides.get("lr") is not None:
-            overrides["lr"] = float(overrides["lr"])
-        cfg = profile_config(self.profile, model, **{**overrides, **extra})
+    def settings(self, model: str | None = None, recipe: str = "paper", **explicit) -> ResolvedSettings:
+        """The settings of this notebook's model resolved in one place (TrainConfig defaults, the
+        recipe, the profile, the notebook's parameters, ``explicit`` values), each with its source."""
+        given = {**train_overrides(self.params), "seed": self.seed}
+        names = {**train_parameter_names(self.params), "seed": "SEED"}
+        if model is None:
+            model = given["model"] = self.params["MODEL"]
+            names["model"] = "MODEL"
+        given["pretrained"] = self._pretrained(model, given.get("pretrained", False))
+        given["weights"] = given.get("weights") or None
+        if given.get("lr") is not None:
+            given["lr"] = float(given["lr"])
+        if model == "custom_cnn":  # never pretrained: the recipe's value stands
+            given["pretrained"] = None
+        resolved = resolve_settings(self.profile, model, recipe, parameters=given, explicit=explicit, given_by=names)
+        cfg = resolved.config
         changed = departures(cfg)
         note = f"This {model} run departs from the {cfg.recipe} recipe in: " + ", ".join(
             f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()
         )
         if changed and note not in self.notes:
             self.notes.append(note)
-        return cfg
+        return resolved
+
+    def train_config(self, model: str | None = None, recipe: str = "paper", **explicit) -> TrainConfig:
+        """The TrainConfig of this notebook's model (see :meth:`settings` for where each value came from)."""
+        return self.settings(model, recipe, **explicit).config
 
     def _pretrained(self, model: str, value) -> bool:
         if model == "custom_cnn":

@@ -144,6 +144,11 @@ def train_overrides(params: dict) -> dict:
     return {PARAMETERS[name].train_field: value for name, value in params.items() if PARAMETERS[name].train_field}
 
 
+def train_parameter_names(params: dict) -> dict:
+    """{TrainConfig field: the notebook parameter that sets it} for the parameters given."""
+    return {PARAMETERS[name].train_field: name for name in params if PARAMETERS[name].train_field}
+
+
 def _literal(value) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 

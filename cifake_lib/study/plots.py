@@ -108,6 +108,26 @@ def plot_image_row(images, titles, suptitle: str = ""):
     return fig
 
 
+def plot_batch(batch, n: int = 8):
+    """A training batch: the stored 32x32 images (top) and the model inputs they become (bottom)."""
+    from ..data.labels import CLASS_NAMES
+
+    n = min(n, len(batch.images))
+    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 3.9), squeeze=False)
+    size = batch.inputs.shape[-1]
+    for i in range(n):
+        axes[0, i].imshow(_img(batch.images[i].numpy()), interpolation="nearest")
+        axes[0, i].set_title(CLASS_NAMES[int(batch.labels[i])], fontsize=9)
+        axes[1, i].imshow(np.clip(_img(batch.views[i]), 0, 1), interpolation="nearest")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_ylabel("stored\n32x32 uint8", fontsize=9)
+    axes[1, 0].set_ylabel(f"model input\n{size}x{size}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history: pd.DataFrame, title: str):
     """Per-epoch train and validation curves: accuracy, precision, recall, F1, loss, AUC."""
     metrics = [
@@ -134,10 +154,13 @@ def plot_history(history: pd.DataFrame, title: str):
     return fig
 
 
-def plot_confusion_matrices(confusions: dict):
-    """{name: {"tp","tn","fp","fn"}} side by side, rows = true class, FAKE positive."""
-    fig, axes = plt.subplots(1, len(confusions), figsize=(4.6 * len(confusions), 4), squeeze=False)
-    for ax, (name, c) in zip(axes[0], confusions.items()):
+def plot_confusion_matrices(confusions: dict, ncols: int = 2):
+    """{name: {"tp","tn","fp","fn"}} in rows of ``ncols`` (large enough to read in print), rows
+    of each matrix = true class, FAKE positive."""
+    ncols = min(ncols, len(confusions))
+    nrows = -(-len(confusions) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.5 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, (name, c) in zip(axes.ravel(), confusions.items()):
         mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
         sns.heatmap(
             mat,
@@ -148,10 +171,14 @@ def plot_confusion_matrices(confusions: dict):
             ax=ax,
             xticklabels=["REAL", "FAKE"],
             yticklabels=["REAL", "FAKE"],
+            annot_kws={"fontsize": 16},
         )
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(name)
+        ax.set_xlabel("predicted", fontsize=11)
+        ax.set_ylabel("true", fontsize=11)
+        ax.tick_params(labelsize=10)
+        ax.set_title(name, fontsize=10)
+    for ax in axes.ravel()[len(confusions) :]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
 
@@ -188,18 +215,20 @@ def plot_category_heatmap(frame: pd.DataFrame, title: str = "Accuracy per CIFAR-
     return fig
 
 
-def plot_reliability(bins_by_model: dict):
-    """{name: (bins, ece)} reliability diagrams (confidence of the predicted class)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect calibration")
-    for name, (bins, ece) in bins_by_model.items():
-        xs = [b["confidence"] for b in bins if b["n"]]
-        ys = [b["accuracy"] for b in bins if b["n"]]
-        ax.plot(xs, ys, "o-", label=f"{name} (ECE {ece:.4f})")
-    ax.set_xlabel("confidence of the predicted class")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Reliability diagram (test split)")
-    ax.legend()
+def plot_reliability(*panels: dict, titles=("before temperature scaling", "after temperature scaling")):
+    """Reliability diagrams side by side, one panel per {name: (bins, ece)} (confidence of the
+    predicted class against accuracy, test split)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, bins_by_model, title in zip(axes[0], panels, titles):
+        ax.plot([0.5, 1], [0.5, 1], "k--", lw=1, label="perfect calibration")
+        for name, (bins, ece) in bins_by_model.items():
+            xs = [b["confidence"] for b in bins if b["n"]]
+            ys = [b["accuracy"] for b in bins if b["n"]]
+            ax.plot(xs, ys, "o-", label=f"{name} (ECE {ece:.4f})")
+        ax.set_xlabel("confidence of the predicted class")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"Reliability, {title}" if len(panels) > 1 else "Reliability diagram (test split)")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -254,6 +283,22 @@ def plot_robustness(frame: pd.DataFrame):
         ax.set_ylim(max(0.0, float(f[col].min()) - 0.05), 1.0)
         ax.tick_params(axis="x", rotation=60)
     fig.suptitle("Test-time perturbations of the 32x32 images")
+    fig.tight_layout()
+    return fig
+
+
+def plot_robustness_summary(frame: pd.DataFrame, metric: str = "accuracy@0.5"):
+    """One metric per perturbation (rows) and model (bars), sized to read at half a page width."""
+    f = frame.copy()
+    f["condition"] = f["perturbation"] + " " + f["strength"].replace("-", "")
+    order = list(dict.fromkeys(f["condition"]))
+    fig, ax = plt.subplots(figsize=(5.6, 0.42 * len(order) + 1.3))
+    sns.barplot(data=f, y="condition", x=metric, hue="model", order=order, ax=ax, orient="h")
+    ax.set_xlim(max(0.0, float(f[metric].min()) - 0.05), 1.0)
+    ax.set_ylabel("")
+    ax.set_xlabel(metric.replace("@", " at threshold "))
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Test images under image processing")
     fig.tight_layout()
     return fig
 

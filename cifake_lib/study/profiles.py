@@ -9,6 +9,8 @@ values override both. `auto` picks `paper` when CUDA is available and `cpu` othe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..engine.config import RECIPES, ConfigError, TrainConfig
 from ..engine.recipes import recipe_settings
 
@@ -63,20 +65,79 @@ def resolve_profile(name: str) -> str:
     return name
 
 
+SOURCES = ("default", "recipe", "profile", "parameter", "explicit")  # later ones win
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """A run's TrainConfig and, for each setting, where its value came from: the TrainConfig
+    ``default``, the named ``recipe``, the ``profile``, a notebook ``parameter`` or an
+    ``explicit`` value of the caller."""
+
+    config: TrainConfig
+    sources: dict  # {setting: source}
+    given_by: dict  # {setting: notebook parameter name} for settings a parameter set
+
+    def source(self, name: str) -> str:
+        """Where setting ``name`` came from (a parameter is named: ``parameter EPOCHS``)."""
+        if name in self.given_by:
+            return f"parameter {self.given_by[name]}"
+        return self.sources.get(name, "default")
+
+    def table(self, set_only: bool = False):
+        """setting | value | from, in TrainConfig's order, then the input size the model gets;
+        ``set_only`` leaves out the settings that keep TrainConfig's default (a DataFrame)."""
+        import pandas as pd
+
+        rows = [
+            {"setting": name, "value": "" if value is None else str(value), "from": self.source(name)}
+            for name, value in self.config.to_dict().items()
+            if not (set_only and self.source(name) == "default")
+        ]
+        size_from = "image_size" if self.config.image_size else "the model's default"
+        rows.append({"setting": "input size (px)", "value": str(self.config.input_size), "from": size_from})
+        return pd.DataFrame(rows).set_index("setting")
+
+
+def resolve_settings(
+    profile: str,
+    model: str,
+    recipe: str = "paper",
+    parameters: dict | None = None,
+    explicit: dict | None = None,
+    given_by: dict | None = None,
+) -> ResolvedSettings:
+    """The TrainConfig of ``model`` under ``profile`` and ``recipe``, merged in one place: the
+    TrainConfig defaults, then the recipe, the profile, the notebook's ``parameters`` and the
+    caller's ``explicit`` values (None keeps the layer below; ``limit_per_class=0`` means no
+    limit). Records where each setting came from."""
+    name = resolve_profile(profile)
+    spec = PROFILES[name]
+    if model not in spec:
+        raise ConfigError(f"profile {name!r} has no settings for model {model!r}")
+    layers = (
+        ("recipe", recipe_settings(recipe, model)),
+        ("profile", {**spec["common"], **spec[model]}),
+        ("parameter", parameters or {}),
+        ("explicit", explicit or {}),
+    )
+    values, sources = {"model": model}, {"model": "explicit"}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if value is not None:
+                values[key], sources[key] = value, source
+    if values.get("limit_per_class") == 0:
+        values["limit_per_class"] = None
+    given = {k: v for k, v in (given_by or {}).items() if sources.get(k) == "parameter"}
+    return ResolvedSettings(TrainConfig.from_dict(values), sources, given)
+
+
 def profile_config(profile: str, model: str, recipe: str = "paper", **overrides) -> TrainConfig:
     """TrainConfig for ``model`` under ``profile`` with the named ``recipe``.
 
     Overrides whose value is None keep the profile's value; ``limit_per_class=0`` means no limit.
     """
-    name = resolve_profile(profile)
-    spec = PROFILES[name]
-    if model not in spec:
-        raise ConfigError(f"profile {name!r} has no settings for model {model!r}")
-    values = {"model": model, **recipe_settings(recipe, model), **spec["common"], **spec[model]}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if values.get("limit_per_class") == 0:
-        values["limit_per_class"] = None
-    return TrainConfig.from_dict(values)
+    return resolve_settings(profile, model, recipe, explicit=overrides).config
 
 
 def profile_recipes(profile: str, model: str) -> tuple[str, ...]:

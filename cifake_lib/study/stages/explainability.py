@@ -2,49 +2,99 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+import torch
 
 from ...data.labels import CIFAR10_CATEGORIES, CLASS_NAMES
 from ...engine.checkpoint import load_run_model, run_config
+from ...engine.config import TrainConfig
 from ..compare import display_name
 from ..gradcam import cam_maps, centre_share, target_layer
 from ..notebook import Study
 
 
-def gradcam_stage(study: Study, model: str, per_group: int = 4, per_class_mean: int = 200) -> dict:
-    """Grad-CAM on test images the model got right and wrong (from 05's predictions), one image
-    per CIFAR category and class, and the mean map per class."""
-    data = study.load_data()
+@dataclass(frozen=True)
+class ExplainedRun:
+    """A run's best checkpoint ready for Grad-CAM, with the test predictions 05 wrote for it."""
+
+    model: str
+    net: torch.nn.Module
+    cfg: TrainConfig
+    layer: str  # the layer whose activations and gradients make the maps
+    predictions: pd.DataFrame
+    rows: np.ndarray  # dataset rows of the predictions, in their order
+
+
+@dataclass(frozen=True)
+class MeanCams:
+    """The mean Grad-CAM map per class over test images, and the share of it in the centre."""
+
+    model: str
+    layer: str
+    input_size: int
+    mean: dict  # {"REAL": map, "FAKE": map}
+    centre_share: dict  # {"REAL": share, "FAKE": share}
+
+
+def load_explained(study: Study, model: str) -> ExplainedRun:
+    """``best.pt`` of a model's main run (on the CPU, fp32) and its test predictions from 05."""
     pred = pd.read_csv(study.layout.require_predictions(model))
     net, ckpt = load_run_model(study.layout.require_run(model), "best", "cpu")
     cfg = run_config(ckpt)
-    rng = np.random.default_rng(study.seed)
-    rows = data.index_of(pred["path"].tolist())
-    labels, correct = pred["label"].to_numpy(), (pred["label"] == pred["pred"]).to_numpy()
-    out = {
-        "model": model,
-        "groups": {},
-        "categories": None,
-        "mean": {},
-        "centre_share": {},
-        "layer": target_layer(net, cfg.model, cfg.input_size)[1],
-        "input_size": cfg.input_size,
-    }
-    for name, idx in _outcome_groups(rows, labels, correct, per_group, rng).items():
-        cams, _, p, views = cam_maps(net, cfg, data.images[idx])
-        out["groups"][name] = (views, cams, [f"p_fake {v:.2f}" for v in p])
-    by_category = _one_per_category(rows, labels, correct, pred["category"].to_numpy(), rng)
-    if by_category:
-        cams, _, _, views = cam_maps(net, cfg, data.images[np.array([i for _, i in by_category])])
-        out["categories"] = (views, cams, [title for title, _ in by_category])
-    for cls, cname in sorted(CLASS_NAMES.items()):
-        sel = rows[labels == cls]
-        sel = rng.choice(sel, min(per_class_mean, len(sel)), replace=False)
-        cams = cam_maps(net, cfg, data.images[np.sort(sel)])[0]
-        out["mean"][cname] = cams.mean(axis=0)
-        out["centre_share"][cname] = float(centre_share(cams).mean())
+    rows = study.load_data().index_of(pred["path"].tolist())
+    return ExplainedRun(model, net, cfg, target_layer(net, cfg.model, cfg.input_size)[1], pred, rows)
+
+
+def describe_explained(run: ExplainedRun) -> str:
+    return (
+        f"{display_name(run.model)}: maps from {run.layer} at {run.cfg.input_size}px input, "
+        f"{len(run.predictions):,} scored test images"
+    )
+
+
+def _correct(run: ExplainedRun) -> tuple[np.ndarray, np.ndarray]:
+    return run.predictions["label"].to_numpy(), (run.predictions["label"] == run.predictions["pred"]).to_numpy()
+
+
+def cams_by_outcome(study: Study, run: ExplainedRun, per_group: int = 4) -> dict:
+    """{"REAL, correct": (views, cams, titles), ...}: maps of up to ``per_group`` test images the
+    model got right and wrong, per class (empty groups left out)."""
+    data, rng = study.load_data(), np.random.default_rng(study.seed)
+    labels, correct = _correct(run)
+    out = {}
+    for name, idx in _outcome_groups(run.rows, labels, correct, per_group, rng).items():
+        cams, _, p, views = cam_maps(run.net, run.cfg, data.images[idx])
+        out[name] = (views, cams, [f"p_fake {v:.2f}" for v in p])
     return out
+
+
+def cams_by_category(study: Study, run: ExplainedRun):
+    """(views, cams, titles) of one correctly classified test image per CIFAR category and class
+    (None when there is none)."""
+    data, rng = study.load_data(), np.random.default_rng(study.seed + 1)
+    labels, correct = _correct(run)
+    picks = _one_per_category(run.rows, labels, correct, run.predictions["category"].to_numpy(), rng)
+    if not picks:
+        return None
+    cams, _, _, views = cam_maps(run.net, run.cfg, data.images[np.array([i for _, i in picks])])
+    return views, cams, [title for title, _ in picks]
+
+
+def mean_cams(study: Study, run: ExplainedRun, per_class: int = 200) -> MeanCams:
+    """The mean map per class over up to ``per_class`` test images, and its central share."""
+    data, rng = study.load_data(), np.random.default_rng(study.seed + 2)
+    labels = run.predictions["label"].to_numpy()
+    mean, share = {}, {}
+    for cls, cname in sorted(CLASS_NAMES.items()):
+        sel = run.rows[labels == cls]
+        sel = rng.choice(sel, min(per_class, len(sel)), replace=False)
+        cams = cam_maps(run.net, run.cfg, data.images[np.sort(sel)])[0]
+        mean[cname] = cams.mean(axis=0)
+        share[cname] = float(centre_share(cams).mean())
+    return MeanCams(run.model, run.layer, run.cfg.input_size, mean, share)
 
 
 def _outcome_groups(rows, labels, correct, per_group: int, rng) -> dict[str, np.ndarray]:
@@ -69,18 +119,18 @@ def _one_per_category(rows, labels, correct, categories, rng) -> list[tuple[str,
     return out
 
 
-def gradcam_reading(cams: dict) -> list[str]:
+def gradcam_reading(cams: MeanCams) -> list[str]:
     """What the maps show, in sentences built from the measured centre shares."""
-    name = display_name(cams["model"])
-    real, fake = cams["centre_share"]["REAL"], cams["centre_share"]["FAKE"]
+    name = display_name(cams.model)
+    real, fake = cams.centre_share["REAL"], cams.centre_share["FAKE"]
     where = "more" if fake > real else "less"
-    if max(float(m.max()) for m in cams["mean"].values()) == 0:
+    if max(float(m.max()) for m in cams.mean.values()) == 0:
         return [
-            f"{name}: the Grad-CAM maps of {cams['layer']} are flat (all zero) at {cams['input_size']}px input, "
+            f"{name}: the Grad-CAM maps of {cams.layer} are flat (all zero) at {cams.input_size}px input, "
             "so they show nothing about where the model looks."
         ]
     return [
-        f"Maps from {cams['layer']} of {name} at {cams['input_size']}px input.",
+        f"Maps from {cams.layer} of {name} at {cams.input_size}px input.",
         f"{name}: on average {fake:.0%} of the Grad-CAM mass lies in the central quarter of FAKE test images "
         f"and {real:.0%} for REAL ones (a uniform map would put 25% there), so its evidence for FAKE sits {where} "
         f"in the centre than its evidence for REAL.",

@@ -13,25 +13,49 @@ from ..perturb import robustness_table
 from .evaluation import MODELS_COMPARED
 
 
-def robustness_stage(study: Study, models=MODELS_COMPARED) -> pd.DataFrame:
-    """Both models on the test part under every perturbation; saved as OUT/evaluation/robustness.csv."""
-    data = study.load_data()
-    splits = study.load_splits()
+def robustness_rows(study: Study) -> tuple[np.ndarray, np.ndarray]:
+    """(test rows, validation rows) to perturb: the test part and the validation split (for the
+    threshold chosen on validation), each cut to the per-class evaluation limit when there is one."""
+    data, splits = study.load_data(), study.load_splits()
     idx, val = splits.test, splits.val
     limit = study.eval_limit()
     if limit:
         rng = np.random.default_rng(0)
         idx = subset_per_class(data, idx, limit, rng)
         val = subset_per_class(data, val, limit, rng)
+    return idx, val
+
+
+def runs_to_test(study: Study, models=MODELS_COMPARED) -> dict:
+    """{display name: run folder}: each model's main run and, when 03/04 trained it, its
+    improved-recipe run."""
     runs = {display_name(m): study.layout.require_run(m) for m in models}
     for m in models:
         improved = study.layout.run_dir(m, tag="improved")
         if (improved / "best.pt").exists():
             runs[improved_name(m)] = improved
-    frame = robustness_table(runs, data, idx, val)
+    return runs
+
+
+def score_perturbations(study: Study, runs: dict, rows: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Every run on the test rows under every perturbation (JPEG, blur, noise, down-up scaling,
+    flip); saved as OUT/evaluation/robustness.csv."""
+    frame = robustness_table(runs, study.load_data(), *rows)
     study.layout.eval_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(study.layout.robustness_path, index=False)
     return frame
+
+
+def perturbation_list() -> pd.DataFrame:
+    """The perturbations and their strengths, as applied to the stored 32x32 images."""
+    from ..perturb import PERTURBATIONS
+
+    strengths: dict[str, list[str]] = {}
+    for name, strength, _ in PERTURBATIONS:
+        strengths.setdefault(name, []).append(strength)
+    return pd.DataFrame([{"perturbation": name, "strengths": ", ".join(s)} for name, s in strengths.items()]).set_index(
+        "perturbation"
+    )
 
 
 def improved_name(model: str) -> str:

@@ -2,33 +2,108 @@
 
 from __future__ import annotations
 
-import pandas as pd
+import json
+from dataclasses import dataclass
 
-from ...data.splits import limit_parts
+import numpy as np
+import pandas as pd
+import torch
+
+from ...data.splits import Splits, limit_parts
 from ...engine.config import TrainConfig
 from ...engine.models import build_model, count_parameters, layer_table
+from ...engine.preprocess import Preprocessor
 from ...engine.recipes import RECIPE_KEYS
 from ...engine.trainer import TrainResult, train_model
 from ..notebook import Study
 from ..profiles import profile_recipes
 
 
-def train_stage(study: Study, cfg: TrainConfig, seed_index: int = 0, tag: str = "") -> TrainResult:
-    """Train one model of the study on its saved splits (a per-class subset when the config says
-    so); with RESUME, continue from the run's last.pt when there is one."""
-    data = study.load_data()
-    splits = limit_parts(study.load_splits(), data, cfg.limit_per_class, seed=study.seed)
+@dataclass(frozen=True)
+class Batch:
+    """A few training images as the trainer sees them: stored uint8 and, after the run's
+    preprocessing (augmentation when the recipe has it, resize, ImageNet normalization), the
+    float32 model input."""
+
+    images: torch.Tensor  # uint8 N x 3 x 32 x 32
+    labels: torch.Tensor  # 1 = FAKE
+    inputs: torch.Tensor  # float32 N x 3 x S x S
+    views: np.ndarray  # the inputs de-normalized to 0..1 RGB, for display
+    preprocessing: dict  # Preprocessor.describe()
+
+
+def training_splits(study: Study, cfg: TrainConfig) -> Splits:
+    """The study's saved splits, cut to the run's per-class training subset when it has one
+    (validation in proportion; the test part unchanged)."""
+    return limit_parts(study.load_splits(), study.load_data(), cfg.limit_per_class, seed=study.seed)
+
+
+def split_table(splits: Splits, data) -> pd.DataFrame:
+    """Images per part and class that this run trains and validates on."""
+    frame = pd.DataFrame(splits.sizes(data)).T
+    frame.index.name = "part"
+    return frame
+
+
+def training_batch(data, splits: Splits, cfg: TrainConfig, n: int = 8, seed: int = 0) -> Batch:
+    """The first ``n`` training images of a seeded shuffle, through the run's preprocessing."""
+    g = torch.Generator().manual_seed(seed)
+    idx = np.sort(splits.train[torch.randperm(len(splits.train), generator=g)[:n].numpy()])
+    prep = Preprocessor(cfg.input_size, augment=cfg.augment, translate=cfg.translate)
+    raw = torch.from_numpy(data.images[idx])
+    inputs = prep(raw, train=True, generator=g)
+    return Batch(raw, torch.from_numpy(data.labels[idx]), inputs, prep.denormalize(inputs).numpy(), prep.describe())
+
+
+def batch_table(batch: Batch) -> pd.DataFrame:
+    """Shape, type and value range of the batch before and after preprocessing."""
+    rows = []
+    for name, t in (("stored images", batch.images), ("model input", batch.inputs)):
+        f = t.float()
+        rows.append(
+            {
+                "tensor": name,
+                "shape": " x ".join(map(str, t.shape)),
+                "dtype": str(t.dtype).replace("torch.", ""),
+                "min": round(float(f.min()), 3),
+                "max": round(float(f.max()), 3),
+                "mean": round(float(f.mean()), 3),
+                "std": round(float(f.std()), 3),
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("tensor")
+    frame.attrs["preprocessing"] = batch.preprocessing
+    return frame
+
+
+def build(cfg: TrainConfig) -> torch.nn.Module:
+    """The configured network, freshly initialised (the trainer builds its own the same way)."""
+    return build_model(cfg.model)
+
+
+def resume_requested(study: Study, run_dir) -> bool:
+    """RESUME, when the run has a last.pt to continue from."""
+    return bool(study.params["RESUME"]) and (run_dir / "last.pt").exists()
+
+
+def train_run(study: Study, cfg: TrainConfig, seed_index: int = 0, tag: str = "") -> TrainResult:
+    """Train one run of the study: ``train_model`` on the run's splits into runs/<run name>."""
     run = study.layout.run_dir(cfg.model, seed_index, tag)
-    resume = study.params["RESUME"] and (run / "last.pt").exists()
-    return train_model(cfg, data, splits, run, resume=resume)
+    return train_model(cfg, study.load_data(), training_splits(study, cfg), run, resume=resume_requested(study, run))
+
+
+def train_further_seeds(study: Study, cfg: TrainConfig, first: TrainResult, tag: str = "") -> list[TrainResult]:
+    """[first, then one run per further seed]: SEEDS (or the profile's count) runs in all, seed
+    SEED + i into run i."""
+    return [first] + [
+        train_run(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i, tag=tag)
+        for i in range(1, study.n_seeds())
+    ]
 
 
 def train_seeds(study: Study, cfg: TrainConfig, tag: str = "") -> list[TrainResult]:
-    """Train the model once per seed (SEEDS, or the profile's count): seed SEED + i into run i."""
-    return [
-        train_stage(study, TrainConfig.from_dict({**cfg.to_dict(), "seed": cfg.seed + i}), seed_index=i, tag=tag)
-        for i in range(study.n_seeds())
-    ]
+    """Every seed run of one configuration (run 0 first)."""
+    return train_further_seeds(study, cfg, train_run(study, cfg, tag=tag), tag=tag)
 
 
 def study_recipes(study: Study, model: str) -> tuple[str, ...]:
@@ -51,18 +126,31 @@ def train_improved(study: Study, cfg: TrainConfig) -> list[TrainResult] | None:
     return train_seeds(study, study.train_config(cfg.model, recipe="improved"), tag="improved")
 
 
-def recipes_compared(paper: TrainResult, improved: TrainResult, cfgs: tuple[TrainConfig, TrainConfig]) -> pd.DataFrame:
-    """The settings that differ between the two recipes, then each run's best validation result."""
-    a, b = (c.to_dict() for c in cfgs)
+def recipes_compared(study: Study, cfg: TrainConfig, paper: TrainResult, improved: list[TrainResult] | None):
+    """The settings that differ between the two recipes, then each run's best validation result
+    (a note when the improved recipe did not run)."""
+    if not improved:
+        return pd.DataFrame({"note": ["the improved recipe was not trained in this run (RECIPE='both' adds it)"]})
+    a, b = cfg.to_dict(), study.train_config(cfg.model, recipe="improved").to_dict()
     rows = {k: (a[k], b[k]) for k in RECIPE_KEYS if a[k] != b[k]}
     for name, key in (("best val accuracy", "val_accuracy"), ("best val AUC", "val_auc")):
         rows[name] = tuple(
-            round(float(r.history.loc[r.history["epoch"] == r.best_epoch, key].iloc[0]), 4) for r in (paper, improved)
+            round(float(r.history.loc[r.history["epoch"] == r.best_epoch, key].iloc[0]), 4)
+            for r in (paper, improved[0])
         )
-    rows["best epoch"] = (paper.best_epoch, improved.best_epoch)
-    rows["train wall time (s)"] = tuple(round(float(r.history["epoch_time_s"].sum()), 1) for r in (paper, improved))
+    rows["best epoch"] = (paper.best_epoch, improved[0].best_epoch)
+    rows["train wall time (s)"] = tuple(round(float(r.history["epoch_time_s"].sum()), 1) for r in (paper, improved[0]))
     frame = pd.DataFrame(rows, index=["paper recipe", "improved recipe"]).T
     return frame.astype(str)
+
+
+def improved_curves(improved: list[TrainResult] | None, cfg: TrainConfig):
+    """The improved recipe's per-epoch curves (None when it did not run)."""
+    from .. import plots
+
+    if not improved:
+        return None
+    return plots.plot_history(improved[0].history, f"{cfg.model} at {cfg.input_size}px, improved recipe")
 
 
 def train_scratch_twin(study: Study, cfg: TrainConfig) -> TrainResult | None:
@@ -78,7 +166,7 @@ def train_scratch_twin(study: Study, cfg: TrainConfig) -> TrainResult | None:
         )
         return None
     scratch = TrainConfig.from_dict({**cfg.to_dict(), "pretrained": False, "weights": None})
-    return train_stage(study, scratch, tag="scratch")
+    return train_run(study, scratch, tag="scratch")
 
 
 def training_seeds_table(results: list[TrainResult]) -> pd.DataFrame:
@@ -102,7 +190,12 @@ def training_seeds_table(results: list[TrainResult]) -> pd.DataFrame:
     return frame
 
 
-def training_summary(result: TrainResult, cfg: TrainConfig) -> pd.DataFrame:
+def training_summary(result: TrainResult | None) -> pd.DataFrame:
+    """The run at a glance (from its history and the config.json it wrote): best epoch and
+    validation result, wall time, throughput."""
+    if result is None:
+        return pd.DataFrame({"note": ["not trained in this run: see the note above"]})
+    cfg = TrainConfig.from_dict(json.loads((result.run_dir / "config.json").read_text())["config"])
     h = result.history
     best = h.loc[h["epoch"] == result.best_epoch].iloc[0]
     rows = {
@@ -119,18 +212,25 @@ def training_summary(result: TrainResult, cfg: TrainConfig) -> pd.DataFrame:
     return pd.DataFrame(rows.items(), columns=["", "value"]).set_index("")
 
 
+HISTORY_VIEW = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_auc", "epoch_time_s", "best")
+
+
+def history_view(result: TrainResult) -> pd.DataFrame:
+    """The main columns of the history ``train_model`` returned, one row per epoch."""
+    return result.history[list(HISTORY_VIEW)].set_index("epoch").round(4)
+
+
 def history_table(result: TrainResult) -> pd.DataFrame:
     """The per-epoch history with epochs as columns (for the appendix-style table)."""
     return result.history.set_index("epoch").drop(columns=["best"]).T.round(4)
 
 
-def model_overview(cfg: TrainConfig, max_rows: int = 25) -> tuple[int, pd.DataFrame]:
-    """(parameter count, layer table) of the configured model at its input size.
+def model_overview(model: torch.nn.Module, cfg: TrainConfig, max_rows: int = 25) -> tuple[int, pd.DataFrame]:
+    """(trainable parameter count, layer table) of ``model`` at the run's input size.
 
     Deep models are summarised per top-level block (ResNet's layer1 ... layer4) so that the
     table stays readable; `cifake models NAME` prints every layer.
     """
-    model = build_model(cfg.model)
     rows = pd.DataFrame(layer_table(model, cfg.input_size))
     if len(rows) > max_rows:
         rows["block"] = rows["layer"].str.split(".").str[0]
@@ -146,9 +246,3 @@ def model_overview(cfg: TrainConfig, max_rows: int = 25) -> tuple[int, pd.DataFr
             .rename(columns={"block": "layer"})
         )
     return count_parameters(model), rows.set_index("layer")
-
-
-def config_table(cfg: TrainConfig) -> pd.DataFrame:
-    d = cfg.to_dict()
-    d["input_size (px)"] = cfg.input_size
-    return pd.DataFrame(list(d.items()), columns=["setting", "value"]).set_index("setting")
