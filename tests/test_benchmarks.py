@@ -203,3 +203,46 @@ def test_gpu_session_smoke_runs_every_step_and_folds_into_results(tmp_path):
     # a session cut off after its first step still renders, saying what is missing
     partial = {k: session[k] for k in ("time_utc", "smoke", "versions", "wall_s")}
     assert "not run" in "\n".join(gpu_session_lines(partial))
+
+
+def test_time_to_accuracy_compares_recipes_and_splits_the_epoch(tmp_path, synth_root):
+    out, fig = tmp_path / "tta.json", tmp_path / "tta.png"
+    args = [str(ROOT / "benchmarks/bench_time_to_accuracy.py"), "--data", str(synth_root), "--quiet"]
+    args += ["--recipes", "paper", "bn lr 3e-3=improved@custom_cnn_bn:lr=0.003", "--epochs", "2"]
+    lines = _run([*args, "--targets", "0.0", "1.01", "--json", str(out), "--figure", str(fig)], tmp_path)
+    result = json.loads(out.read_text())
+    paper, bn = result["runs"]
+    assert bn["config"]["model"] == "custom_cnn_bn" and bn["config"]["lr"] == 0.003 and paper["recipe"] == "paper"
+    for run in (paper, bn):
+        assert [p["epoch"] for p in run["curve"]] == [1, 2]
+        assert run["curve"][0]["train_s"] < run["curve"][0]["wall_s"] < run["curve"][1]["wall_s"]
+        assert run["time_to"]["0.000"]["epoch"] == 1 and run["time_to"]["1.010"] is None  # reached, never
+        parts = run["breakdown"]
+        assert sum(parts[k] for k in ("step_s", "prep_s", "loop_s", "val_s", "ckpt_s")) == pytest.approx(
+            parts["epoch_s"]
+        )
+    assert fig.stat().st_size > 10_000
+    text = "\n".join(lines)
+    assert "to 0.0%" in text and "not reached" in text and "forward + backward + optimizer" in text
+    assert _run([str(ROOT / "benchmarks/bench_time_to_accuracy.py"), "--table", str(out)], tmp_path)[0].startswith(
+        "Time to validation accuracy"
+    )
+
+
+def test_recipe_seeds_trains_scores_and_tabulates(tmp_path, synth_root):
+    out = tmp_path / "seeds.json"
+    args = [str(ROOT / "benchmarks/recipe_seeds.py"), "--data", str(synth_root), "--model", "custom_cnn"]
+    _run(
+        [*args, "--recipe", "paper", "--seeds", "0", "1", "--keep", str(tmp_path / "runs"), "--json", str(out)],
+        tmp_path,
+    )
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["runs"]] == [0, 1]
+    for r in result["runs"]:
+        assert 0 <= r["test_accuracy"] <= 1 and r["epochs"] == 10 and r["train_s"] > 0
+        reads = (tmp_path / "runs" / f"seed{r['seed']}" / "test_reads.jsonl").read_text().splitlines()
+        assert len(reads) == 1  # the test part read once per run
+    s = result["summary"]["test_accuracy"]
+    assert s["values"] == [r["test_accuracy"] for r in result["runs"]] and len(s["ci95"]) == 2
+    table = _run([str(ROOT / "benchmarks/recipe_seeds.py"), "--table", str(out)], tmp_path)
+    assert any(line.startswith("| mean |") for line in table)

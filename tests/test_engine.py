@@ -29,7 +29,7 @@ from cifake_lib.engine.models import (
     weights_cache_file,
 )
 from cifake_lib.engine.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, random_flip, random_translate
-from cifake_lib.engine.trainer import train_model
+from cifake_lib.engine.trainer import TIMING_COLUMNS, train_model
 from cifake_lib.study.profiles import profile_config
 
 # ----------------------------------------------------------------------------- models
@@ -247,6 +247,17 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
+def test_val_every_skips_validation_but_never_the_last_epoch(small_data, tmp_path):
+    root, data, splits = small_data
+    res = train_model(_cfg(epochs=5, val_every=2), data, splits, tmp_path / "run", progress=False, log=lambda m: None)
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    scored = hist["val_accuracy"].notna().tolist()
+    assert scored == [False, True, False, True, True]  # epochs 2, 4 and the last
+    assert not hist.loc[~hist["val_accuracy"].notna(), "best"].any()  # an unscored epoch is never best
+    assert res.best_epoch in (2, 4, 5)
+    assert (hist.loc[~hist["val_accuracy"].notna(), "val_time_s"] < 0.01).all()
+
+
 def test_training_writes_history_and_checkpoints(small_data, tmp_path):
     root, data, splits = small_data
     res = train_model(_cfg(), data, splits, tmp_path / "run", progress=False, log=lambda m: None)
@@ -255,7 +266,10 @@ def test_training_writes_history_and_checkpoints(small_data, tmp_path):
     for prefix in ("train", "val"):
         for m in ("loss", "accuracy", "precision", "recall", "f1", "auc"):
             assert f"{prefix}_{m}" in hist.columns
-    assert {"lr", "epoch_time_s", "train_images_per_s"} <= set(hist.columns)
+    assert {"lr", *TIMING_COLUMNS} <= set(hist.columns)
+    # where the time went: training (of it, preprocessing), validation, checkpoint writes
+    assert (hist["prep_time_s"] < hist["train_time_s"]).all() and (hist["train_time_s"] < hist["epoch_time_s"]).all()
+    assert (hist["val_time_s"] > 0).all() and (hist["ckpt_time_s"] > 0).all()
     assert hist["val_accuracy"].between(0, 1).all()
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     best = load_checkpoint(tmp_path / "run" / "best.pt")
@@ -301,7 +315,7 @@ def test_resume_equals_uninterrupted_run(small_data, tmp_path):
     a = pd.read_csv(tmp_path / "a" / "history.csv")
     b = pd.read_csv(tmp_path / "b" / "history.csv")
     assert list(b["epoch"]) == [1, 2]
-    timing = ["epoch_time_s", "train_images_per_s"]
+    timing = [c for c in TIMING_COLUMNS if c in a.columns]
     pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
     sa = load_checkpoint(tmp_path / "a" / "last.pt")
     sb = load_checkpoint(tmp_path / "b" / "last.pt")
@@ -440,10 +454,14 @@ def test_cli_checkpoint_that_is_not_one(small_data, tmp_path, capsys):
 
 
 def test_models_registry_names():
-    assert set(MODELS) == {"resnet18", "resnet18_cifar", "custom_cnn"}
+    assert set(MODELS) == {"resnet18", "resnet18_cifar", "custom_cnn", "custom_cnn_bn"}
     # 3x3 convolutions 3->32->64->128 with biases, then 2048->256->2: counted by hand
     convs = (3 * 32 * 9 + 32) + (32 * 64 * 9 + 64) + (64 * 128 * 9 + 128)
     assert count_parameters(build_model("custom_cnn")) == convs + (2048 * 256 + 256) + (256 * 2 + 2) == 618_306
+    # with batch norm: no conv biases, a scale and a shift per channel instead
+    head = (2048 * 256 + 256) + (256 * 2 + 2)
+    bn = (3 * 32 * 9) + (32 * 64 * 9) + (64 * 128 * 9) + 2 * (32 + 64 + 128)
+    assert count_parameters(build_model("custom_cnn_bn")) == bn + head == 618_530
 
 
 @pytest.mark.slow

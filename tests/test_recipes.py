@@ -17,10 +17,10 @@ from cifake_lib.engine.checkpoint import load_checkpoint, load_run_model
 from cifake_lib.engine.config import ConfigError, TrainConfig
 from cifake_lib.engine.inference import predict_logits
 from cifake_lib.engine.models import build_model
-from cifake_lib.engine.recipes import RECIPE_SETTINGS, departures, recipe_config
+from cifake_lib.engine.recipes import RECIPE_SETTINGS, departures, recipe_config, recipe_table
 from cifake_lib.engine.registry import MODELS
 from cifake_lib.engine.runtime import make_runtime
-from cifake_lib.engine.trainer import WarmupThen, make_ema, train_model
+from cifake_lib.engine.trainer import TIMING_COLUMNS, WarmupThen, make_ema, train_model
 from cifake_lib.study.profiles import PROFILES, profile_config, profile_recipes
 
 from .test_engine import _Interrupt, _stop_after_first_epoch
@@ -48,6 +48,7 @@ PAPER_DEFAULTS = {
     "weights": None,
     "limit_per_class": None,
     "select_metric": "val_accuracy",
+    "val_every": 1,
     "deterministic": False,
     "device": "auto",
     "amp": "auto",
@@ -93,6 +94,16 @@ def test_improved_recipe_defaults_and_explicit_overrides():
     cfg = profile_config("cpu", "custom_cnn", recipe="improved")
     assert cfg.image_size == 32 and cfg.epochs == RECIPE_SETTINGS["improved"]["custom_cnn"]["epochs"]
     assert profile_config("cpu", "custom_cnn").epochs == 10
+
+
+def test_fast_recipe_is_for_the_batch_normalised_cnn():
+    cfg = train_config(_args("--model", "custom_cnn_bn", "--recipe", "fast"))
+    for key, value in RECIPE_SETTINGS["fast"]["custom_cnn_bn"].items():
+        assert getattr(cfg, key) == value, key
+    assert cfg.val_every > 1 and cfg.epochs < RECIPE_SETTINGS["improved"]["custom_cnn"]["epochs"]
+    with pytest.raises(ConfigError, match="the fast recipe is defined for custom_cnn_bn, not 'custom_cnn'"):
+        recipe_config("fast", "custom_cnn")
+    assert "custom_cnn_bn fast" in recipe_table() and "custom_cnn fast" not in recipe_table()
 
 
 def test_cpu_profile_is_like_for_like():
@@ -209,8 +220,7 @@ def test_improved_run_saves_ema_weights_and_resumes_exactly(tiny, tmp_path):
     assert any(not torch.equal(a["model"][k], a["raw_model"][k]) for k in a["model"])
     model, _ = load_run_model(tmp_path / "a", "last")
     assert all(torch.equal(v, a["model"][k]) for k, v in model.state_dict().items())
-    timing = ["epoch_time_s", "train_images_per_s"]
-    ha, hb = (pd.read_csv(tmp_path / r / "history.csv").drop(columns=timing) for r in ("a", "b"))
+    ha, hb = (pd.read_csv(tmp_path / r / "history.csv").drop(columns=list(TIMING_COLUMNS)) for r in ("a", "b"))
     pd.testing.assert_frame_equal(ha, hb)
     assert ha["lr"].iloc[-1] < ha["lr"].max()  # the cosine schedule decays
 

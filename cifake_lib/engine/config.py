@@ -15,7 +15,7 @@ from .registry import MODELS, default_image_size
 
 SCHEDULES = ("none", "cosine", "onecycle")
 OPTIMIZERS = ("adam", "adamw")
-RECIPES = ("paper", "improved")  # their settings: engine/recipes.py
+RECIPES = ("paper", "improved", "fast")  # their settings: engine/recipes.py
 AMP_MODES = ("auto", "bf16", "off")
 SELECT_METRICS = ("val_accuracy", "val_loss", "val_auc", "val_f1")
 
@@ -76,6 +76,12 @@ class TrainConfig:
     select_metric: str = _setting(
         "val_accuracy", "validation metric that picks best.pt (default val_accuracy)", choices=SELECT_METRICS
     )
+    val_every: int = _setting(
+        1,
+        "validate every N epochs and always on the last (default 1: every epoch); epochs in between are not "
+        "scored and cannot become best.pt, which saves the validation time of a long schedule",
+        resume_may_change=True,
+    )
     deterministic: bool = _setting(False, "deterministic cuDNN kernels (slower)", resume_may_change=True)
     device: str = _setting("auto", "auto (CUDA when available), cpu, cuda or cuda:N", resume_may_change=True)
     amp: str = _setting(
@@ -112,8 +118,8 @@ class TrainConfig:
             raise ConfigError(
                 f"invalid warmup_epochs={self.warmup_epochs!r}: the onecycle schedule has its own warm-up"
             )
-        if self.model == "custom_cnn" and (self.pretrained or self.weights):
-            raise ConfigError(f"invalid pretrained={self.pretrained!r}: custom_cnn has no pretrained weights")
+        if self.model.startswith("custom_cnn") and (self.pretrained or self.weights):
+            raise ConfigError(f"invalid pretrained={self.pretrained!r}: {self.model} has no pretrained weights")
         return self
 
     def _checks(self) -> dict[str, tuple[bool, str]]:
@@ -129,6 +135,7 @@ class TrainConfig:
             "epochs": (whole(self.epochs, 1), "must be a positive integer"),
             "batch_size": (whole(self.batch_size, 1), "must be a positive integer"),
             "eval_batch_size": (whole(self.eval_batch_size, 1), "must be a positive integer"),
+            "val_every": (whole(self.val_every, 1), "must be a positive integer"),
             "image_size": (
                 whole(self.image_size, 8, allow_none=True),
                 "must be an integer of at least 8 pixels (or None for the model default)",

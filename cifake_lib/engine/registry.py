@@ -43,6 +43,13 @@ MODELS: dict[str, ModelSpec] = {
             "classifier",
             "this project's reading of the paper's custom CNN: 3 conv blocks + 2 dense layers",
         ),
+        ModelSpec(
+            "custom_cnn_bn",
+            "build_custom_cnn_bn",
+            32,
+            "classifier",
+            "the custom CNN with batch normalisation after each convolution (about the same cost per image)",
+        ),
     )
 }
 

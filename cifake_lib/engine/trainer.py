@@ -52,6 +52,18 @@ from .runtime import (
 EpochCallback = Callable[[dict], None]
 
 
+# the per-epoch history's wall-clock columns: they differ between otherwise identical runs
+TIMING_COLUMNS = (
+    "epoch_time_s",
+    "train_images_per_s",
+    "train_time_s",
+    "prep_time_s",
+    "step_time_s",
+    "val_time_s",
+    "ckpt_time_s",
+)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -120,12 +132,15 @@ def train_model(
     for epoch in range(state.start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         row = {"epoch": epoch, **train_one_epoch(model, state, images, labels, train_idx, env, cfg, epoch)}
-        row.update(validate(state.eval_model, images, labels, val_idx, env, cfg.eval_batch_size))
+        row.update(validate_if_due(state.eval_model, images, labels, val_idx, env, cfg, epoch))
         row["lr"] = float(state.optimizer.param_groups[-1]["lr"])
         row["epoch_time_s"] = time.perf_counter() - t0
         improved = record_epoch(state, row, cfg.select_metric)
         if env.info.is_main:
-            save_epoch(run_dir, checkpoint_dict(state, cfg, data, splits, run_info), improved, state.history)
+            t2 = time.perf_counter()
+            save_checkpoints(run_dir, checkpoint_dict(state, cfg, data, splits, run_info), improved)
+            row["ckpt_time_s"] = time.perf_counter() - t2
+            atomic_write(run_dir / "history.csv", pd.DataFrame(state.history).to_csv(index=False))
             env.say(format_row(row, improved, header=epoch == state.start_epoch))
         if env.info.world > 1:
             dist.barrier()
@@ -150,12 +165,18 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=env.device)
     probs, ys = [], []
     bar = tqdm(total=len(order), desc=f"epoch {epoch}/{cfg.epochs}", unit="img", leave=False, disable=not env.progress)
+    # host time in preprocessing + augmentation and in forward + backward + optimizer step (the
+    # whole of it on the CPU; on CUDA the time to launch the work, which runs asynchronously)
+    prep_s = step_s = 0.0
     for step, start in enumerate(range(0, len(order), cfg.batch_size)):
         b = order[start : start + cfg.batch_size]
         if len(b) < 2 and step > 0:
             continue  # a batch of one breaks BatchNorm; its image is seen next epoch
+        tp = time.perf_counter()
         x = env.rt.prep(images[b], train=True, generator=aug_gen)
         y = labels[b].to(env.device, non_blocking=True)
+        ts = time.perf_counter()
+        prep_s += ts - tp
         with env.rt.autocast():
             logits = model(x)
         loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -166,6 +187,7 @@ def train_one_epoch(
             state.scheduler.step()
         if state.ema is not None:
             state.ema.update_parameters(state.model)
+        step_s += time.perf_counter() - ts
         loss_sum += loss.detach() * len(b)
         probs.append(torch.softmax(logits.detach().float(), dim=1)[:, 1])
         ys.append(y)
@@ -182,6 +204,7 @@ def train_one_epoch(
     p_train, y_train = gather(torch.cat(probs), env.info), gather(torch.cat(ys), env.info)
     row = metrics_row("train", y_train.cpu().numpy(), p_train.cpu().numpy(), float(loss_total / n_seen))
     row["train_images_per_s"] = float(n_seen.item()) / seconds
+    row["train_time_s"], row["prep_time_s"], row["step_time_s"] = seconds, prep_s, step_s
     return row
 
 
@@ -428,12 +451,27 @@ def ema_entries(state: RunState) -> dict:
     return {"raw_model": state.model.state_dict(), "ema_updates": int(state.ema.n_averaged.item())}
 
 
-def save_epoch(run_dir: Path, ckpt: dict, improved: bool, history: list[dict]) -> None:
-    """last.pt every epoch, best.pt on improvement, then history.csv: each file atomically."""
+def save_checkpoints(run_dir: Path, ckpt: dict, improved: bool) -> None:
+    """last.pt every epoch and best.pt on improvement, each atomically (history.csv follows)."""
     save_checkpoint(ckpt, run_dir / "last.pt")
     if improved:
         save_checkpoint(ckpt, run_dir / "best.pt")
-    atomic_write(run_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+
+def validate_if_due(model: nn.Module, images, labels, val_idx, env: Env, cfg: TrainConfig, epoch: int) -> dict:
+    """The ``val_*`` columns and ``val_time_s``: scored when due (``val_every``), NaN otherwise, so
+    that an unscored epoch cannot become best.pt."""
+    t0 = time.perf_counter()
+    if validation_due(epoch, cfg):
+        row = validate(model, images, labels, val_idx, env, cfg.eval_batch_size)
+    else:
+        row = {f"val_{k}": float("nan") for k in ("loss", *METRICS)}
+    return {**row, "val_time_s": time.perf_counter() - t0}
+
+
+def validation_due(epoch: int, cfg: TrainConfig) -> bool:
+    """Every ``val_every`` epochs, and always the last epoch."""
+    return epoch % cfg.val_every == 0 or epoch == cfg.epochs
 
 
 def write_run_end(run_dir: Path, run_info: dict, state: RunState) -> None:

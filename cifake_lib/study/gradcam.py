@@ -32,6 +32,8 @@ def target_layer(model: torch.nn.Module, name: str, input_size: int) -> tuple[to
         return model.layer1[-1], "layer1"
     if name == "custom_cnn":
         return model.features[6], "features.6 (last conv)"  # its ReLU is in-place, which hooks dislike
+    if name == "custom_cnn_bn":
+        return model.features[9], "features.9 (batch norm of the last conv)"
     raise ValueError(f"no Grad-CAM target layer known for {name!r}")
 
 

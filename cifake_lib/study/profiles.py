@@ -23,6 +23,7 @@ PROFILES: dict[str, dict] = {
         "recipes": {"resnet18": ("paper",), "custom_cnn": ("paper", "improved")},
         "resnet18": {"image_size": 32},
         "custom_cnn": {"image_size": 32},
+        "custom_cnn_bn": {"image_size": 32},
         "resnet18_cifar": {"image_size": 32},
     },
     "cpu": {
@@ -38,6 +39,7 @@ PROFILES: dict[str, dict] = {
         # decided by the architectures, not by compute (measured: ResNet-18 at 32px ~440 img/s here)
         "resnet18": {"image_size": 32},
         "custom_cnn": {"image_size": 32},
+        "custom_cnn_bn": {"image_size": 32},
         "resnet18_cifar": {"image_size": 32, "limit_per_class": 1500},
     },
     "paper": {
@@ -49,6 +51,7 @@ PROFILES: dict[str, dict] = {
         "recipes": {"resnet18": ("paper", "improved"), "custom_cnn": ("paper", "improved")},
         "resnet18": {"image_size": 224, "pretrained": True},
         "custom_cnn": {"image_size": 224},
+        "custom_cnn_bn": {"image_size": 224},
         "resnet18_cifar": {"image_size": 32},
     },
 }
