@@ -437,7 +437,9 @@ def _add_evaluate(sub) -> None:
         "manifest is needed: --split test (default) scores its test/ images (a plain folder: all of "
         "them) and --split train its train/ images. metrics.json counts the scored images whose bytes "
         "the run saw in training or validation (leaked_images_removed) and, when there are any, gives "
-        "the metrics without them (leak_free).",
+        "the metrics without them (leak_free); on the run's own data the same for test images with a "
+        "near-copy among them (near_duplicates_removed, near_duplicate_free). Every evaluation of held-out "
+        "data is logged in RUN_DIR/test_reads.jsonl.",
         epilog=EPILOG,
     )
     p.add_argument("--run", required=True, help="run folder written by cifake train")

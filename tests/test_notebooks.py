@@ -16,7 +16,7 @@ from cifake_lib.data.synth import make_synthetic_cifake
 from cifake_lib.engine.config import ConfigError
 from cifake_lib.report import NOTEBOOK_DIR, NOTEBOOKS, SYNTHETIC_BANNER, ReportError, find_chromium, make_report
 from cifake_lib.study import notebook
-from cifake_lib.study.results import SUMMARY_VERSION, StudySummary
+from cifake_lib.study.results import SUMMARY_VERSION, StudySummary, seed_spread
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,13 @@ def test_notebooks_write_what_later_stages_read(smoke_report):
     assert (work / "runs" / "resnet18_seed1" / "best.pt").exists()
     assert summary.seeds["custom_cnn"]["accuracy"].n_seeds == 2 and len(summary.seed_mcnemar) == 2
     assert [t.seed_run for t in summary.seed_mcnemar] == [0, 1]
+    # seeds are the unit of a claim: per-seed values and a t interval for the networks and the recipes
+    network, recipe = summary.seed_differences
+    assert (network.a, network.b) == ("resnet18", "custom_cnn") and network.difference.n_seeds == 2
+    assert recipe.a == "custom_cnn, improved recipe" and recipe.difference.n_seeds == 2
+    for c in (network, recipe):  # the t interval of the per-seed values, as stored
+        assert len(c.difference.values) == 2 and c.difference.ci95 == seed_spread(c.difference.values).ci95
+    assert sum("over 2 seeds" in line and "seed-level 95% CI" in line for line in summary.conclusion) == 2
     for model in ("resnet18", "custom_cnn"):
         cal = summary.calibration[model]
         assert cal.temperature > 0 and 0 <= cal.ece <= 1 and 0 <= cal.ece_scaled <= 1 and cal.val_n > 0
@@ -85,7 +92,7 @@ def test_summary_json_round_trips_through_the_typed_results(smoke_report):
     raw = json.loads((smoke_report["work"] / "evaluation" / "summary.json").read_text())
     summary = StudySummary.from_json(raw)
     assert summary.to_json() == raw
-    assert StudySummary.from_json(summary.to_json()) == summary
+    assert StudySummary.from_json(summary.to_json()).to_json() == raw
     per_model = json.loads((smoke_report["work"] / "evaluation" / "custom_cnn" / "metrics.json").read_text())
     assert summary.models["custom_cnn"].scores.accuracy == per_model["accuracy"]  # the same number as metrics.json
 
@@ -154,9 +161,11 @@ def test_notebooks_show_their_steps():
         "stage.score_extra_sets(",
         "stage.seed_spreads(",
         "stage.seed_pair_tests(",
+        "stage.seed_difference(",
+        "stage.recipe_seed_differences(",
         "stage.score_scratch_twin(",
         "stage.score_improved_runs(",
-        "stage.calibrate(",
+        "stage.calibrate_all(",
         "stage.summarize(",
     )
     homes = {step: [i for i, src in enumerate(cells) if step in src] for step in steps}
@@ -266,9 +275,9 @@ def test_html_and_pdf_export(smoke_report):
     pages = int(fields["Pages"])
     assert fields["Title"].strip() == "cifake: smoke profile on synthetic demo data"
     assert fields["Author"].strip() == "cifake" and "CIFAKE" in fields["Subject"] and fields["CreationDate"].strip()
-    # front, contents, a chapter each, appendix; 35 pages measured on 2026-12-06 (30 before the
-    # notebooks showed their steps, batches, setting sources and "Try this")
-    assert 1 + 1 + len(NOTEBOOKS) + 1 <= pages <= 36
+    # front, contents, a chapter each, appendix; 37 pages measured on 2026-12-06 (30 before the
+    # notebooks showed their steps, batches, setting sources, seed-level tables and "Try this")
+    assert 1 + 1 + len(NOTEBOOKS) + 1 <= pages <= 38
     text = _pdf_text(pdf, 1)
     assert "SYNTHETIC DEMO DATA" in text and "profile" in text and "git commit" in text
     everything = _pdf_text(pdf)
@@ -491,7 +500,7 @@ def test_pretrained_vs_scratch_when_weights_are_available(tmp_path, monkeypatch)
     cnn = evaluation.score_run(ev, "custom_cnn", n_boot=50)
     summary = evaluation.summarize(ev, [resnet, cnn], scratch=scratch)
     assert any("from scratch reaches accuracy" in s for s in summary.conclusion)
-    assert StudySummary.load(ev.layout.summary_path).scratch == scratch  # written and read back
+    assert StudySummary.load(ev.layout.summary_path).scratch.to_json() == scratch.to_json()  # written, read back
     assert list(evaluation.scratch_table(resnet, scratch).index) == ["pretrained", "from scratch"]
 
 
@@ -542,7 +551,8 @@ def test_05_scores_extra_data_baselines_and_the_difference(smoke_report, tmp_pat
     )
     assert any(s.startswith("Simple features carry") for s in summary.conclusion)
     saved = StudySummary.load(out / "evaluation" / "summary.json")
-    assert saved.extra[0].n == 6 and saved.baselines == baselines and saved.difference == summary.difference
+    assert saved.extra[0].n == 6 and saved.difference == summary.difference
+    assert {k: b.to_json() for k, b in saved.baselines.items()} == {k: b.to_json() for k, b in baselines.items()}
     assert saved.models["custom_cnn"].scores.average_precision == cnn.scores.average_precision
     assert (out / "evaluation" / "extra0" / "resnet18").is_dir()
 

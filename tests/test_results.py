@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,8 @@ def _difference() -> dict:
 
 def summary_json() -> dict:
     """A summary.json with every part filled in, as notebook 05 writes it."""
-    bins = [{"confidence": 0.75, "accuracy": 0.7, "n": 12}]
-    spread = {"mean": 0.9, "std": 0.01, "n_seeds": 2, "values": [0.89, 0.91]}
+    bins = [{"confidence": 0.75, "accuracy": 0.7, "n": 12}, {"confidence": None, "accuracy": None, "n": 0}]
+    spread = {"mean": 0.9, "std": 0.01, "n_seeds": 2, "values": [0.89, 0.91], "ci95": [0.81, 0.99]}
     return {
         "version": R.SUMMARY_VERSION,
         "profile": "cpu",
@@ -88,6 +89,14 @@ def summary_json() -> dict:
         },
         "seeds": {m: {k: spread for k in ("accuracy", "precision", "recall", "f1", "auc")} for m in ("resnet18",)},
         "seed_mcnemar": [{"seed_run": 0, **_mcnemar()}, {"seed_run": 1, **_mcnemar()}],
+        "seed_differences": [
+            {
+                "a": "custom_cnn, improved recipe",
+                "b": "custom_cnn, paper recipe",
+                "metric": "accuracy",
+                "difference": {**spread, "mean": 0.02, "values": [0.019, 0.021], "ci95": [0.0073, 0.0327]},
+            }
+        ],
         "scratch": {"metrics": _scores(0.93), "run": _run(), "mcnemar_vs_pretrained": _mcnemar()},
         "recipes": {
             "custom_cnn": {
@@ -113,7 +122,14 @@ def summary_json() -> dict:
                 "split": "train",
                 "n": 6,
                 "small": True,
-                "metrics": {m: _scores(0.5, leaked_images_removed=0) for m in ("resnet18", "custom_cnn")},
+                "metrics": {
+                    m: {
+                        **_scores(0.5, leaked_images_removed=0),
+                        "auc": None,
+                        "ci95": {**_scores(0.5)["ci95"], "auc": [None, None]},
+                    }
+                    for m in ("resnet18", "custom_cnn")
+                },
             }
         ],
         "conclusion": ["ResNet-18 scores higher on accuracy."],
@@ -122,10 +138,14 @@ def summary_json() -> dict:
 
 
 def test_summary_round_trips_through_the_typed_results():
-    raw = json.loads(json.dumps(summary_json()))  # JSON values only
+    raw = json.loads(json.dumps(summary_json(), allow_nan=False))  # standard JSON values only
     summary = R.StudySummary.from_json(raw)
     assert summary.to_json() == raw
-    assert R.StudySummary.from_json(summary.to_json()) == summary
+    assert R.StudySummary.from_json(summary.to_json()).to_json() == raw
+    # null stands for NaN: an AUC undefined on a one-class set, an empty reliability bin
+    assert math.isnan(summary.extra[0].scores["resnet18"].auc)
+    assert math.isnan(summary.extra[0].scores["resnet18"].interval("auc")[0])
+    json.dumps(summary.to_json(), allow_nan=False)  # no NaN tokens: any JSON reader takes it
     # attributes, not string paths
     assert summary.models["resnet18"].scores.interval("accuracy") == (0.94, 0.96)
     assert summary.models["resnet18"].run.pretrained is True and summary.n == 200
@@ -136,19 +156,22 @@ def test_summary_round_trips_through_the_typed_results():
     assert summary.extra[0].scores["custom_cnn"].leaked_images_removed == 0
     assert [t.seed_run for t in summary.seed_mcnemar] == [0, 1]
     assert summary.seeds["resnet18"]["accuracy"].values == (0.89, 0.91)
+    assert summary.seed_differences[0].difference.excludes_zero and summary.seed_differences[0].metric == "accuracy"
     assert summary.calibration["custom_cnn"].bins[0]["n"] == 12
 
 
 def test_summary_save_and_load(tmp_path):
     summary = R.StudySummary.from_json(summary_json())
     path = summary.save(tmp_path / "evaluation" / "summary.json")
-    assert R.StudySummary.load(path) == summary
+    assert R.StudySummary.load(path).to_json() == summary.to_json()
+    assert R.StudySummary.load(path).models == summary.models  # no NaN there: equal as values
     assert json.loads(path.read_text())["version"] == R.SUMMARY_VERSION
 
 
 def test_summary_versions():
     old = {k: v for k, v in summary_json().items() if k != "version"}  # version 1 had no field
-    assert R.StudySummary.from_json(old).version == R.SUMMARY_VERSION
+    with pytest.raises(ValueError, match="predates the typed results .* run notebook 05 again"):
+        R.StudySummary.from_json(old)
     with pytest.raises(ValueError, match="newer than this cifake"):
         R.StudySummary.from_json({**summary_json(), "version": R.SUMMARY_VERSION + 1})
 

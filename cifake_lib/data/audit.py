@@ -8,8 +8,9 @@ import numpy as np
 
 from .dataset import CifakeData
 from .labels import CLASS_NAMES
+from .neardup import near_duplicate_stats
 
-AUDIT_SCHEMA = 1
+AUDIT_SCHEMA = 2  # 2: near_duplicates
 
 
 def duplicate_stats(data: CifakeData) -> dict:
@@ -83,6 +84,9 @@ def audit(data: CifakeData) -> dict:
         "ignored": rep.ignored,
         "mean_rgb": mean_rgb(data),
         "duplicates": duplicate_stats(data),
+        "near_duplicates": near_duplicate_stats(
+            data.images, {s: np.flatnonzero(data.splits == s) for s in sorted(set(data.splits.tolist()))}, data.paths
+        ),
     }
 
 
@@ -126,4 +130,11 @@ def format_audit(a: dict) -> str:
             lines.append(f"  extra copies in {key}: {n:,}")
     if a["official_test_split"]:
         lines.append(f"  test images whose bytes appear in train (leaks): {d['across']:,}")
+    nd = a.get("near_duplicates")
+    if nd:
+        lines.append(f"near-duplicates ({nd['method']}): {nd['pairs']:,} pair(s)")
+        for split, n in nd["within"].items():
+            lines.append(f"  {split} images with a near-copy in {split}: {n:,}")
+        if nd["across"] is not None:
+            lines.append(f"  test images with a near-copy in train: {nd['across']:,}")
     return "\n".join(lines)

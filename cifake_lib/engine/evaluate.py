@@ -5,7 +5,8 @@ written as predictions.csv, logits.npy and metrics.json (stable interfaces).
 ``metrics.json`` top-level keys: ``accuracy``, ``precision``, ``recall``, ``f1``, ``auc``,
 ``threshold``, ``n``, ``confusion`` (``tp``, ``tn``, ``fp``, ``fn``), plus ``average_precision``,
 ``tpr_at_fpr`` (``"0.01"``, ``"0.001"``), ``ci95`` (bootstrap),
-``per_category``, ``leak_free`` (when test images duplicate training images), ``split``,
+``per_category``, ``leak_free`` (when test images duplicate training images), ``near_duplicate_free``
+(without test images that have a near-copy in training or validation: data/neardup.py), ``split``,
 ``test_source``, ``synthetic`` and ``provenance``.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import pandas as pd
 from ..atomic import atomic_write, write_json
 from ..data.dataset import CifakeData
 from ..data.labels import CLASS_NAMES, category_name
+from ..data.neardup import dataset_hashes, near_copies
 from ..data.splits import Splits, load_manifest, subset_per_class
 from ..provenance import provenance
 from .checkpoint import load_run_model, run_config
@@ -33,6 +36,7 @@ from .runtime import resolve_device
 
 PREDICTION_COLUMNS = ["path", "label", "category", "p_fake", "pred"]
 SEEN_HASHES = "seen_hashes.npy"  # in a run folder: sha256 of every training and validation image
+TEST_READS = "test_reads.jsonl"  # in a run folder: one line per evaluation read of held-out data
 
 
 def per_category_accuracy(labels: np.ndarray, categories: np.ndarray, pred: np.ndarray) -> dict:
@@ -136,8 +140,7 @@ def evaluate_model(
         },
         **run_facts(run_dir, cfg, ckpt, dev),
     )
-    seen = np.isin(data.hashes[idx], seen_hashes(run_dir, data, splits if own else None))
-    rep.update(leak_report(seen, data.labels[idx], p, float(threshold), n_boot))
+    rep.update(seen_image_reports(run_dir, data, idx, splits if own else None, split, p, float(threshold), n_boot))
     rep["provenance"] = {
         **provenance(dev),
         "run": str(run_dir),
@@ -226,6 +229,74 @@ def leak_report(seen: np.ndarray, labels: np.ndarray, p: np.ndarray, threshold: 
     return out
 
 
+def seen_image_reports(run_dir: Path, data: CifakeData, idx, splits, split: str, p, threshold: float, n_boot: int):
+    """Scored images the run saw (same bytes) and, on held-out images, those with a near-copy
+    among what it saw, each with the metrics without them; a held-out read is logged.
+    ``splits`` is the run's manifest on its own data, None on other data."""
+    seen = np.isin(data.hashes[idx], seen_hashes(run_dir, data, splits))
+    out = leak_report(seen, data.labels[idx], p, threshold, n_boot)
+    if split != "val":  # held-out images: near-copies of what the run saw, and a logged read
+        own = splits is not None
+        near = held_out_near_copies(data, idx, np.concatenate([splits.train, splits.val])) if own else None
+        out.update(near_duplicate_report(near, data.labels[idx], p, threshold, n_boot))
+        log_test_read(run_dir, data, split, len(idx), own)
+    return out
+
+
+_NEAR: dict[tuple, np.ndarray] = {}  # (data, scored rows, seen rows) -> mask: 05 scores many runs on one split
+
+
+def held_out_near_copies(data: CifakeData, idx: np.ndarray, seen_rows: np.ndarray) -> np.ndarray:
+    """Which of the scored rows have a near-copy among the seen rows (computed once per split)."""
+    import hashlib
+
+    key = (data.fingerprint, hashlib.sha1(idx.tobytes()).hexdigest(), hashlib.sha1(seen_rows.tobytes()).hexdigest())
+    if key not in _NEAR:
+        _NEAR[key] = near_copies(data.images, idx, seen_rows, hashes=dataset_hashes(data))
+    return _NEAR[key]
+
+
+def near_duplicate_report(near, labels: np.ndarray, p: np.ndarray, threshold: float, n_boot: int) -> dict:
+    """How many scored images have a near-copy (data/neardup.py) among the run's training and
+    validation images, and the metrics without them. ``near`` is None on other data, where the
+    run's training pixels are not at hand: not checked."""
+    if near is None:
+        return {"near_duplicates_removed": None, "near_duplicate_free": None}
+    keep = ~near
+    out = {"near_duplicates_removed": int(near.sum()), "near_duplicate_free": None}
+    if near.any() and keep.any():
+        out["near_duplicate_free"] = metrics_report(labels[keep], p[keep], None, threshold, n_boot=n_boot)
+    return out
+
+
+def log_test_read(run_dir: Path, data: CifakeData, split: str, n: int, own: bool) -> None:
+    """Append one line to the run's TEST_READS log: which held-out data ``evaluate_model`` scored,
+    when, at which commit, so that "the test part was read once" can be checked afterwards
+    (robustness and Grad-CAM, which look at test images for other purposes, are not logged)."""
+    from ..provenance import git_commit, utc_now
+
+    line = {
+        "utc": utc_now(),
+        "data": data.source,
+        "fingerprint": data.fingerprint,
+        "split": split,
+        "own_data": own,
+        "images": int(n),
+        "git_commit": git_commit(),
+    }
+    try:
+        with open(run_dir / TEST_READS, "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    except OSError as exc:  # a run folder one may read but not write: score anyway, and say so
+        warnings.warn(f"could not log this read of {split} data in {run_dir / TEST_READS}: {exc}", stacklevel=2)
+
+
+def test_reads(run_dir: str | os.PathLike) -> list[dict]:
+    """Every evaluation read of held-out data logged for a run (oldest first)."""
+    path = Path(run_dir) / TEST_READS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def write_evaluation(ev: Evaluation, out_dir: str | os.PathLike) -> Path:
     """predictions.csv, logits.npy (float32 N x 2) and metrics.json in ``out_dir``, each atomically."""
     out = Path(out_dir)
@@ -253,4 +324,10 @@ def format_metrics(rep: dict) -> str:
     if rep.get("leak_free"):
         lf = rep["leak_free"]
         lines.append(f"leak-free subset ({lf['n']:,} images): accuracy {lf['accuracy']:.4f}, AUC {lf['auc']:.4f}")
+    if rep.get("near_duplicate_free"):
+        nd = rep["near_duplicate_free"]
+        lines.append(
+            f"without {rep['near_duplicates_removed']:,} near-copies of training images ({nd['n']:,} images): "
+            f"accuracy {nd['accuracy']:.4f}, AUC {nd['auc']:.4f}"
+        )
     return "\n".join(lines)

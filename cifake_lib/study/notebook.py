@@ -41,6 +41,7 @@ class Study:
     seed: int
     notes: list[str] = field(default_factory=list)
     _data: object = None
+    _notes_shown: int = 0  # notes show_notes has displayed already
 
     @property
     def out(self) -> Path:
@@ -74,7 +75,7 @@ class Study:
         given["weights"] = given.get("weights") or None
         if given.get("lr") is not None:
             given["lr"] = float(given["lr"])
-        if model == "custom_cnn":  # never pretrained: the recipe's value stands
+        if model.startswith("custom_cnn"):  # never pretrained: the recipe's value stands
             given["pretrained"] = None
         resolved = resolve_settings(self.profile, model, recipe, parameters=given, explicit=explicit, given_by=names)
         cfg = resolved.config
@@ -91,7 +92,7 @@ class Study:
         return self.settings(model, recipe, **explicit).config
 
     def _pretrained(self, model: str, value) -> bool:
-        if model == "custom_cnn":
+        if model.startswith("custom_cnn"):
             return False
         if value == "auto":
             if self.pretrained_available():
@@ -202,10 +203,12 @@ def show_header(study: Study):
 
 
 def show_notes(study: Study):
+    """Display the notes added since the last call (each note once)."""
     from IPython.display import Markdown, display
 
-    for note in study.notes:
+    for note in study.notes[study._notes_shown :]:
         display(Markdown(f"**Note:** {note}"))
+    study._notes_shown = len(study.notes)
 
 
 def show_sentences(lines: list[str]):

@@ -128,6 +128,16 @@ def plot_batch(batch, n: int = 8):
     return fig
 
 
+def plot_near_duplicates(images, names):
+    """Near-duplicate pairs side by side (a short note instead when there are none)."""
+    if not len(images):
+        fig, ax = plt.subplots(figsize=(5, 0.6))
+        ax.axis("off")
+        ax.text(0.0, 0.5, "no near-duplicates found", va="center")
+        return fig
+    return plot_image_row(images, names, "near-duplicate pairs (each pair side by side)")
+
+
 def plot_history(history: pd.DataFrame, title: str):
     """Per-epoch train and validation curves: accuracy, precision, recall, F1, loss, AUC."""
     metrics = [
@@ -141,7 +151,8 @@ def plot_history(history: pd.DataFrame, title: str):
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (m, label) in zip(axes.ravel(), metrics):
         ax.plot(history["epoch"], history[f"train_{m}"], "o-", label="train")
-        ax.plot(history["epoch"], history[f"val_{m}"], "s-", label="validation")
+        val = history[["epoch", f"val_{m}"]].dropna()  # with val_every > 1 some epochs are not scored
+        ax.plot(val["epoch"], val[f"val_{m}"], "s-", label="validation")
         if "best" in history and history["best"].any():
             best = history.loc[history["best"].astype(bool), "epoch"].iloc[-1]
             ax.axvline(best, color="grey", ls=":", lw=1)
@@ -231,6 +242,17 @@ def plot_reliability(*panels: dict, titles=("before temperature scaling", "after
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_cam_categories(categories, suptitle: str = ""):
+    """``(views, cams, titles)`` of one image per category as a grid; a short note when there is
+    none (no correctly classified test image in any category)."""
+    if categories is None:
+        fig, ax = plt.subplots(figsize=(5, 0.6))
+        ax.axis("off")
+        ax.text(0.0, 0.5, "no correctly classified test image to show", va="center")
+        return fig
+    return plot_cam_grid(*categories, suptitle)
 
 
 def plot_cam_grid(views: np.ndarray, cams: np.ndarray, titles, suptitle: str = "", ncols: int = 8):

@@ -1,16 +1,19 @@
 """What the study produces, as typed values: a scored model, a paired comparison, a calibration,
 a baseline, a seed spread, another data set, and the study summary that notebook 05 writes.
 
-Each class is frozen and has ``to_json`` (plain JSON values) and ``from_json``. The summary's
-JSON is ``summary.json`` (``version`` says which layout it follows); notebooks, the conclusion
-sentences and the report read these attributes, not string paths into nested dicts. Values
-that only matter in memory (an evaluation's predictions and logits) travel beside the typed
-fields but are not written.
+Each class is frozen; the ones the summary holds have ``to_json`` (plain JSON values, NaN as
+null) and ``from_json``, and ``ScoredModel`` is written as its scores and run facts. The
+summary's JSON is ``summary.json`` (``version`` says which layout it follows; an older one is
+refused with a message to run notebook 05 again); notebooks, the conclusion sentences and the
+report read these attributes, not string paths into nested dicts. Values that only matter in
+memory (an evaluation's predictions and logits) travel beside the typed fields but are not
+written.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -32,18 +35,26 @@ RUN_FACTS = (
 )
 
 
+def _num(v) -> float:
+    """A float from JSON, where null stands for NaN (an undefined AUC, an empty reliability bin)."""
+    return float("nan") if v is None else float(v)
+
+
 def _pair(v) -> tuple[float, float]:
-    return (float(v[0]), float(v[1]))
+    return (_num(v[0]), _num(v[1]))
 
 
 def _plain(obj):
-    """JSON values of a typed result: tuples become lists, nested results their to_json()."""
+    """JSON values of a typed result: tuples become lists, nested results their to_json(), NaN
+    becomes null (standard JSON; ``_num`` reads it back as NaN)."""
     if hasattr(obj, "to_json"):
         return obj.to_json()
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
     return obj
 
 
@@ -88,7 +99,10 @@ class Scores:
     @classmethod
     def from_json(cls, d: dict) -> Scores:
         d = _own_fields(cls, d)
+        for k in (*METRICS, "average_precision"):
+            d[k] = _num(d[k])
         d["ci95"] = {k: _pair(v) for k, v in d["ci95"].items()}
+        d["tpr_at_fpr"] = {k: _num(v) for k, v in d["tpr_at_fpr"].items()}
         return cls(**d)
 
     from_metrics = from_json  # evaluate_model's metrics dict holds these keys among others
@@ -122,7 +136,7 @@ class RunFacts:
     from_metrics = from_json
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in RUN_FACTS}
+        return _plain({k: getattr(self, k) for k in RUN_FACTS})
 
 
 @dataclass(frozen=True)
@@ -162,10 +176,10 @@ class Difference:
 
     @classmethod
     def from_json(cls, d: dict) -> Difference:
-        return cls(float(d["difference"]), _pair(d["ci95"]))
+        return cls(_num(d["difference"]), _pair(d["ci95"]))
 
     def to_json(self) -> dict:
-        return {"difference": self.difference, "ci95": list(self.ci95)}
+        return _plain({"difference": self.difference, "ci95": list(self.ci95)})
 
 
 @dataclass(frozen=True)
@@ -201,7 +215,7 @@ class McNemar:
         return cls(**_own_fields(cls, d))
 
     def to_json(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return _plain({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -221,19 +235,45 @@ class SeedPairTest:
 
 @dataclass(frozen=True)
 class SeedSpread:
-    """One metric over a model's seed runs."""
+    """One metric over training runs that differ only in their seed: the unit of a claim about
+    a recipe or an architecture (the image-level intervals are about one checkpoint)."""
 
     mean: float
     std: float | None  # None with one seed
     n_seeds: int
     values: tuple[float, ...]
+    ci95: tuple[float, float] | None = None  # t interval over seeds (None with one seed)
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the seed-level 95% interval lies wholly above or below zero (for differences)."""
+        return self.ci95 is not None and (self.ci95[0] > 0 or self.ci95[1] < 0)
 
     @classmethod
     def from_json(cls, d: dict) -> SeedSpread:
-        return cls(float(d["mean"]), d["std"], int(d["n_seeds"]), tuple(d["values"]))
+        ci = _pair(d["ci95"]) if d.get("ci95") else None
+        return cls(_num(d["mean"]), d["std"], int(d["n_seeds"]), tuple(_num(v) for v in d["values"]), ci)
 
     def to_json(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "n_seeds": self.n_seeds, "values": list(self.values)}
+        out = {"mean": self.mean, "std": self.std, "n_seeds": self.n_seeds, "values": list(self.values)}
+        return _plain({**out, "ci95": list(self.ci95) if self.ci95 else None})
+
+
+@dataclass(frozen=True)
+class SeedComparison:
+    """A - B of one metric, seed by seed (run i of A against run i of B on the same images)."""
+
+    a: str  # what is compared, e.g. "resnet18" or "custom_cnn, improved recipe"
+    b: str
+    metric: str
+    difference: SeedSpread
+
+    @classmethod
+    def from_json(cls, d: dict) -> SeedComparison:
+        return cls(d["a"], d["b"], d["metric"], SeedSpread.from_json(d["difference"]))
+
+    def to_json(self) -> dict:
+        return {"a": self.a, "b": self.b, "metric": self.metric, "difference": self.difference.to_json()}
 
 
 @dataclass(frozen=True)
@@ -272,7 +312,7 @@ class Baseline:
 
     def to_json(self) -> dict:
         extra = {"fit_seconds": self.fit_seconds, "train_images": self.train_images, "converged": self.converged}
-        return {**self.scores.to_json(), **extra}
+        return {**self.scores.to_json(), **_plain(extra)}
 
 
 @dataclass(frozen=True)
@@ -359,6 +399,7 @@ class StudySummary:
     calibration: dict = field(default_factory=dict)  # {model: Calibration}
     seeds: dict = field(default_factory=dict)  # {model: {metric: SeedSpread}}
     seed_mcnemar: tuple = ()  # SeedPairTest per seed index
+    seed_differences: tuple = ()  # SeedComparison: the networks, and each model's two recipes
     scratch: ScratchComparison | None = None
     recipes: dict = field(default_factory=dict)  # {model: RecipeComparison}
     baselines: dict = field(default_factory=dict)  # {name: Baseline}
@@ -387,6 +428,7 @@ class StudySummary:
             "calibration": _plain(self.calibration),
             "seeds": _plain(self.seeds),
             "seed_mcnemar": _plain(self.seed_mcnemar),
+            "seed_differences": _plain(self.seed_differences),
             "scratch": _plain(self.scratch),
             "recipes": _plain(self.recipes),
             "baselines": _plain(self.baselines),
@@ -400,6 +442,11 @@ class StudySummary:
         version = d.get("version", 1)
         if version > SUMMARY_VERSION:
             raise ValueError(f"summary.json version {version} is newer than this cifake ({SUMMARY_VERSION})")
+        if version < SUMMARY_VERSION:
+            raise ValueError(
+                f"summary.json version {version} predates the typed results (version {SUMMARY_VERSION}) and lacks "
+                "some of their values: run notebook 05 again to write it anew"
+            )
         models = {
             m: ScoredModel(m, Scores.from_json(s), RunFacts.from_json(d.get("runs", {}).get(m, {})))
             for m, s in d["metrics"].items()
@@ -418,6 +465,7 @@ class StudySummary:
                 m: {k: SeedSpread.from_json(v) for k, v in per.items()} for m, per in (d.get("seeds") or {}).items()
             },
             seed_mcnemar=tuple(SeedPairTest.from_json(x) for x in d.get("seed_mcnemar") or ()),
+            seed_differences=tuple(SeedComparison.from_json(x) for x in d.get("seed_differences") or ()),
             scratch=ScratchComparison.from_json(d["scratch"]) if d.get("scratch") else None,
             recipes={m: RecipeComparison.from_json(m, c) for m, c in (d.get("recipes") or {}).items()},
             baselines={n: Baseline.from_json(n, b) for n, b in (d.get("baselines") or {}).items()},
@@ -437,10 +485,17 @@ class StudySummary:
 
 
 def seed_spread(values: list[float]) -> SeedSpread:
+    """Mean, standard deviation and a t 95% interval over seeds (no interval for one seed)."""
     import numpy as np
+    from scipy.stats import t
 
     vals = tuple(float(v) for v in values)
-    return SeedSpread(float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None, len(vals), vals)
+    n, mean = len(vals), float(np.mean(vals))
+    if n < 2:
+        return SeedSpread(mean, None, n, vals, None)
+    std = float(np.std(vals, ddof=1))
+    half = float(t.ppf(0.975, n - 1)) * std / np.sqrt(n)
+    return SeedSpread(mean, std, n, vals, (mean - half, mean + half))
 
 
 __all__ = [
@@ -458,6 +513,7 @@ __all__ = [
     "ScoredModel",
     "ScratchComparison",
     "Scores",
+    "SeedComparison",
     "SeedPairTest",
     "SeedSpread",
     "StudySummary",

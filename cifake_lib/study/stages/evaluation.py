@@ -37,6 +37,7 @@ from ..results import (
     RecipeComparison,
     ScoredModel,
     ScratchComparison,
+    SeedComparison,
     SeedPairTest,
     StudySummary,
     seed_spread,
@@ -53,8 +54,9 @@ SEED_BOOT = 200  # bootstrap draws for further seed runs (they feed mean +/- std
 def score_run(
     study: Study, model: str, tag: str = "", seed_index: int = 0, n_boot: int = 1000, split: str = "test"
 ) -> ScoredModel:
-    """``best.pt`` of one run scored on the study's test images (the per-class limit of the
-    profile or EVAL_LIMIT_PER_CLASS), written to OUT/evaluation/<run name>/."""
+    """``best.pt`` of one run scored on one part of the study's split (``test``, or ``val`` for
+    calibration), with the per-class limit of the profile or EVAL_LIMIT_PER_CLASS; written to
+    OUT/evaluation/<run name>/ (the validation scores to <run name>/val/)."""
     ev = evaluate_model(
         study.layout.require_run(model, seed_index, tag),
         study.load_data(),
@@ -69,19 +71,21 @@ def score_run(
     return ScoredModel.from_evaluation(ev)
 
 
-def score_seed_runs(study: Study, main: list[ScoredModel], n_boot: int = SEED_BOOT) -> dict[str, list[ScoredModel]]:
-    """{model: [the main run, seed run 1, ...]}: every further seed run 03/04 trained (SEEDS)."""
+def score_seed_runs(
+    study: Study, main: list[ScoredModel], n_boot: int = SEED_BOOT, tag: str = ""
+) -> dict[str, list[ScoredModel]]:
+    """{model: [the main run, seed run 1, ...]}: every further seed run 03/04 trained (SEEDS),
+    of the paper-recipe runs or, with ``tag="improved"``, of the improved-recipe runs."""
     out = {}
     for scored in main:
-        runs = study.layout.seed_runs(scored.model)
-        out[scored.model] = [scored] + [
-            score_run(study, scored.model, seed_index=i, n_boot=n_boot) for i in range(1, len(runs))
-        ]
+        runs = study.layout.seed_runs(scored.model, tag=tag)
+        further = [score_run(study, scored.model, tag=tag, seed_index=i, n_boot=n_boot) for i in range(1, len(runs))]
+        out[scored.model] = [scored, *further]
     return out
 
 
 def seed_spreads(seed_runs: dict[str, list[ScoredModel]]) -> dict:
-    """{model: {metric: SeedSpread}}: mean and standard deviation over the seed runs."""
+    """{model: {metric: SeedSpread}}: mean, standard deviation and t interval over the seed runs."""
     return {m: {k: seed_spread([s.scores.value(k) for s in runs]) for k in METRICS} for m, runs in seed_runs.items()}
 
 
@@ -89,6 +93,34 @@ def seed_pair_tests(seed_runs: dict[str, list[ScoredModel]], models=MODELS_COMPA
     """McNemar between the two networks' runs with the same seed index."""
     a, b = (seed_runs[m] for m in models)
     return tuple(SeedPairTest(i, mcnemar(x, y)) for i, (x, y) in enumerate(zip(a, b)))
+
+
+def _seed_comparison(a: list[ScoredModel], b: list[ScoredModel], names: tuple[str, str], metric: str):
+    n = min(len(a), len(b))  # run i against run i: the same seed, the same test images
+    diffs = [x.scores.value(metric) - y.scores.value(metric) for x, y in zip(a[:n], b[:n])]
+    return SeedComparison(names[0], names[1], metric, seed_spread(diffs))
+
+
+def seed_difference(
+    seed_runs: dict[str, list[ScoredModel]], models=MODELS_COMPARED, metric: str = "accuracy"
+) -> SeedComparison:
+    """The first network minus the second, seed by seed, with a t interval over seeds."""
+    return _seed_comparison(seed_runs[models[0]], seed_runs[models[1]], models, metric)
+
+
+def improved_seed_runs(study: Study, recipes: dict, n_boot: int = SEED_BOOT) -> dict[str, list[ScoredModel]]:
+    """{model: every improved-recipe seed run, scored}, for the models 03/04 trained with it."""
+    return score_seed_runs(study, [c.improved for c in recipes.values()], n_boot=n_boot, tag="improved")
+
+
+def recipe_seed_differences(
+    paper_runs: dict[str, list[ScoredModel]], improved_runs: dict[str, list[ScoredModel]], metric: str = "accuracy"
+) -> tuple[SeedComparison, ...]:
+    """For each model trained with both recipes: improved minus paper, seed by seed."""
+    return tuple(
+        _seed_comparison(runs, paper_runs[m], (f"{m}, improved recipe", f"{m}, paper recipe"), metric)
+        for m, runs in improved_runs.items()
+    )
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -114,6 +146,11 @@ def mcnemar(a: ScoredModel, b: ScoredModel) -> McNemar:
     """McNemar's exact test: only the images on which A and B disagree count."""
     pa, pb = _same_images(a, b)
     return McNemar.from_json(mcnemar_test(pa["label"], pa["pred"], pb["pred"]))
+
+
+def calibrate_all(study: Study, models: list[ScoredModel]) -> dict[str, Calibration]:
+    """{model: Calibration} of each scored network (a temperature fitted on its validation split)."""
+    return {s.model: calibrate(study, s) for s in models}
 
 
 def calibrate(study: Study, scored: ScoredModel) -> Calibration:
@@ -207,6 +244,8 @@ def summarize(
     calibration: dict | None = None,
     seeds: dict | None = None,
     seed_mcnemar: tuple = (),
+    network_seeds: SeedComparison | None = None,
+    recipe_seeds: tuple = (),
     scratch: ScratchComparison | None = None,
     recipes: dict | None = None,
     baselines: dict | None = None,
@@ -217,8 +256,10 @@ def summarize(
     data = study.load_data()
     synthetic = bool(data.synthetic)
     calibration, seeds, recipes, baselines = calibration or {}, seeds or {}, recipes or {}, baselines or {}
+    seed_differences = ((network_seeds,) if network_seeds else ()) + tuple(recipe_seeds)
     sentences = conclusion(models, mcnemar, synthetic=synthetic)
-    sentences += extra_sentences(seeds, scratch, calibration)
+    sentences += [seed_sentence(c, synthetic) for c in seed_differences]
+    sentences += extra_sentences(scratch, calibration)
     if not synthetic:
         by_model = {s.model: s for s in models}
         sentences += [recipe_sentence(c, by_model[m]) for m, c in recipes.items()]
@@ -238,6 +279,7 @@ def summarize(
         calibration=calibration,
         seeds=seeds,
         seed_mcnemar=tuple(seed_mcnemar),
+        seed_differences=tuple(seed_differences),
         scratch=scratch,
         recipes=recipes,
         baselines=baselines,
@@ -275,21 +317,39 @@ def recipe_sentence(c: RecipeComparison, paper: ScoredModel) -> str:
     )
 
 
-def extra_sentences(seeds: dict, scratch: ScratchComparison | None, calibration: dict) -> list[str]:
-    """Sentences on seed spread, pretraining and calibration, from the measured numbers."""
-    out = []
-    models = list(seeds)
-    if len(models) == 2 and all(seeds[m]["accuracy"].n_seeds > 1 for m in models):
-        a, b = (seeds[m]["accuracy"] for m in models)
-        gap = abs(a.mean - b.mean)
-        spread = max(a.std, b.std)
-        da, db = (display_name(m) for m in models)
-        out.append(
-            f"Over {a.n_seeds} and {b.n_seeds} seeds, mean accuracy is {a.mean:.4f} ({da}) and "
-            f"{b.mean:.4f} ({db}): a gap of {gap:.4f} against a seed-to-seed standard deviation of up to "
-            f"{spread:.4f}, so the gap is {'larger' if gap > 2 * spread else 'not clearly larger'} than "
-            "run-to-run noise."
+def _run_name(name: str) -> str:
+    model, _, recipe = name.partition(", ")
+    return display_name(model) + (f" ({recipe})" if recipe else "")
+
+
+def seed_sentence(c: SeedComparison, synthetic: bool = False) -> str:
+    """A difference between two recipes or architectures at the level of training runs, in one
+    sentence: it names a winner only when the seed-level 95% interval excludes zero, says "one
+    run" when there is one per arm, and on synthetic demo data gives the numbers only."""
+    a, b, d = _run_name(c.a), _run_name(c.b), c.difference
+    if d.n_seeds < 2:
+        return (
+            f"{a} minus {b}: {c.metric} {d.mean * 100:+.2f} percentage points from one run of each, so no "
+            "seed-level interval: the image-level tests above compare these two checkpoints, not the recipes or "
+            "architectures behind them (SEEDS in notebooks 03/04 trains more runs)."
         )
+    lo, hi = d.ci95
+    verdict = (
+        f"a difference at the level of training runs, in favour of {a if d.mean > 0 else b}"
+        if d.excludes_zero
+        else "no difference beyond seed-to-seed variation"
+    )
+    numbers = (
+        f"{a} minus {b} over {d.n_seeds} seeds: {c.metric} {d.mean * 100:+.2f} percentage points (per seed "
+        + ", ".join(f"{v * 100:+.2f}" for v in d.values)
+        + f"; seed-level 95% CI {lo * 100:+.2f} to {hi * 100:+.2f}, t over seeds)"
+    )
+    return numbers + ("." if synthetic else f": {verdict}.")
+
+
+def extra_sentences(scratch: ScratchComparison | None, calibration: dict) -> list[str]:
+    """Sentences on pretraining and calibration, from the measured numbers."""
+    out = []
     if scratch is not None:
         mc = scratch.mcnemar_vs_pretrained
         out.append(
@@ -314,9 +374,10 @@ def paper_notes() -> list[str]:
 
 
 def scores_table(scored: ScoredModel) -> pd.DataFrame:
-    """One scored run: each metric with its 95% interval, and the confusion counts."""
-    s = scored.scores
-    rows = [(m, round(s.value(m), 4), f"[{s.interval(m)[0]:.4f}, {s.interval(m)[1]:.4f}]") for m in METRICS]
+    """One scored run: what ran, each metric with its 95% interval, and the confusion counts."""
+    s, run = scored.scores, scored.run
+    rows = [("run", f"{display_name(scored.model)}, {run.recipe} recipe, best epoch {run.best_epoch}", "")]
+    rows += [(m, round(s.value(m), 4), f"[{s.interval(m)[0]:.4f}, {s.interval(m)[1]:.4f}]") for m in METRICS]
     rows += [(f"{k.upper()} (images)", s.confusion[k], "") for k in ("tp", "fn", "tn", "fp")]
     rows.append(("images (FAKE / REAL)", f"{s.n:,} ({s.n_fake:,} / {s.n_real:,})", ""))
     frame = pd.DataFrame(rows, columns=["metric", "value", "95% CI (bootstrap)"]).set_index("metric")
@@ -455,7 +516,7 @@ def leak_free_table(models: list[ScoredModel]) -> pd.DataFrame:
     rows = []
     for s in models:
         metrics = s.evaluation.metrics
-        lf = metrics.get("leak_free")
+        lf, nd = metrics.get("leak_free"), metrics.get("near_duplicate_free")
         rows.append(
             {
                 "model": display_name(s.model),
@@ -463,19 +524,47 @@ def leak_free_table(models: list[ScoredModel]) -> pd.DataFrame:
                 "leaked (bytes also in train/val)": metrics.get("leaked_images_removed", 0),
                 "accuracy (all)": round(s.scores.accuracy, 4),
                 "accuracy (leak-free)": round(lf["accuracy"], 4) if lf else "same images (no leaks)",
+                "near-copies of train/val images": metrics.get("near_duplicates_removed"),
+                "accuracy (without near-copies)": round(nd["accuracy"], 4) if nd else "same images (none)",
             }
         )
     return pd.DataFrame(rows).set_index("model")
 
 
 def evaluation_seeds_table(seeds: dict) -> pd.DataFrame:
-    """Test metrics as mean +/- standard deviation over each model's seed runs."""
+    """Test metrics per seed run, with mean +/- standard deviation and a t 95% interval over seeds."""
     rows = {}
     for model, stats in seeds.items():
         for m, st in stats.items():
-            sd = f" +/- {st.std:.4f}" if st.std is not None else " (one seed)"
-            rows.setdefault(m, {})[f"{display_name(model)} (n={st.n_seeds})"] = f"{st.mean:.4f}{sd}"
+            col = f"{display_name(model)} (n={st.n_seeds})"
+            per_seed = ", ".join(f"{v:.4f}" for v in st.values)
+            if st.std is None:
+                rows.setdefault(m, {})[col] = f"{st.mean:.4f} (one run)"
+            else:
+                lo, hi = st.ci95
+                rows.setdefault(m, {})[col] = f"{st.mean:.4f} +/- {st.std:.4f} [{lo:.4f}, {hi:.4f}] ({per_seed})"
     return pd.DataFrame(rows).T
+
+
+def seed_difference_table(comparisons) -> pd.DataFrame:
+    """Seed-level differences: per-seed values, mean, standard deviation and the t interval (a
+    note when there is nothing to compare, e.g. no improved-recipe runs)."""
+    if not comparisons:
+        return pd.DataFrame({"note": ["nothing to compare: no model was trained with both recipes in this run"]})
+    rows = []
+    for c in comparisons:
+        d = c.difference
+        rows.append(
+            {
+                "comparison": f"{_run_name(c.a)} - {_run_name(c.b)}",
+                "metric": c.metric,
+                "per seed": ", ".join(f"{v:+.4f}" for v in d.values),
+                "mean": round(d.mean, 4),
+                "std": "one run" if d.std is None else round(d.std, 4),
+                "seed-level 95% CI": "one run: none" if d.ci95 is None else f"[{d.ci95[0]:+.4f}, {d.ci95[1]:+.4f}]",
+            }
+        )
+    return pd.DataFrame(rows).set_index("comparison")
 
 
 def seed_pair_table(tests: tuple[SeedPairTest, ...], models=MODELS_COMPARED) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ...atomic import write_json
@@ -18,11 +19,26 @@ def audit_summary(study: Study) -> dict:
 
 def duplicates_table(a: dict) -> pd.DataFrame:
     d = a["duplicates"]
-    rows = [{"where": f"within {k}", "extra copies": v} for k, v in d["within"].items()]
-    rows += [{"where": k, "extra copies": v} for k, v in d["by_class"].items()]
-    rows.append({"where": "test images also in train (leaks)", "extra copies": d["across"]})
-    rows.append({"where": "same bytes with both labels", "extra copies": d["label_conflicts"]})
+    rows = [{"where": f"within {k}: extra copies (same bytes)", "count": v} for k, v in d["within"].items()]
+    rows += [{"where": f"{k}: extra copies (same bytes)", "count": v} for k, v in d["by_class"].items()]
+    rows.append({"where": "test images whose bytes are in train (leaks)", "count": d["across"]})
+    rows.append({"where": "images with the same bytes under both labels", "count": d["label_conflicts"]})
+    near = a.get("near_duplicates")
+    if near:
+        rows += [{"where": f"{k} images with a near-copy in {k}", "count": v} for k, v in near["within"].items()]
+        if near["across"] is not None:
+            rows.append({"where": "test images with a near-copy in train", "count": near["across"]})
     return pd.DataFrame(rows).set_index("where")
+
+
+def near_duplicate_examples(study: Study, a: dict, pairs: int = 4) -> tuple[np.ndarray, list[str]]:
+    """Images of the first few near-duplicate pairs the audit found, side by side, with their names."""
+    data = study.load_data()
+    examples = a["near_duplicates"]["examples"][:pairs]
+    if not examples:
+        return np.zeros((0, 3, data.image_size, data.image_size), dtype=np.uint8), []
+    paths = [p for pair in examples for p in pair]
+    return data.images[data.index_of(paths)], [p.rsplit("/", 1)[-1][:18] for p in paths]
 
 
 def audit_details(a: dict) -> str:

@@ -37,6 +37,10 @@ def runs_to_test(study: Study, models=MODELS_COMPARED) -> dict:
     return runs
 
 
+def describe_rows(rows: tuple[np.ndarray, np.ndarray], runs: dict) -> str:
+    return f"{len(rows[0]):,} test and {len(rows[1]):,} validation images; runs: {', '.join(runs)}"
+
+
 def score_perturbations(study: Study, runs: dict, rows: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Every run on the test rows under every perturbation (JPEG, blur, noise, down-up scaling,
     flip); saved as OUT/evaluation/robustness.csv."""

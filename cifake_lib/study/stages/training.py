@@ -56,9 +56,15 @@ def training_batch(data, splits: Splits, cfg: TrainConfig, n: int = 8, seed: int
 
 
 def batch_table(batch: Batch) -> pd.DataFrame:
-    """Shape, type and value range of the batch before and after preprocessing."""
+    """Shape, type and value range of the batch before and after preprocessing, and what the
+    preprocessing did."""
+    p = batch.preprocessing
+    steps = (
+        f"augment: {p['augment']}; resize to {p['image_size']}x{p['image_size']} ({p['resize']}); "
+        f"normalize with mean {p['mean']}, std {p['std']}"
+    )
     rows = []
-    for name, t in (("stored images", batch.images), ("model input", batch.inputs)):
+    for name, t, how in (("stored images", batch.images, "as decoded"), ("model input", batch.inputs, steps)):
         f = t.float()
         rows.append(
             {
@@ -69,11 +75,16 @@ def batch_table(batch: Batch) -> pd.DataFrame:
                 "max": round(float(f.max()), 3),
                 "mean": round(float(f.mean()), 3),
                 "std": round(float(f.std()), 3),
+                "how": how,
             }
         )
-    frame = pd.DataFrame(rows).set_index("tensor")
-    frame.attrs["preprocessing"] = batch.preprocessing
-    return frame
+    return pd.DataFrame(rows).set_index("tensor")
+
+
+def describe_model(model: torch.nn.Module, cfg: TrainConfig) -> str:
+    from ...engine.models import count_parameters as count
+
+    return f"{cfg.model}: {count(model):,} trainable parameters at {cfg.input_size}x{cfg.input_size} input"
 
 
 def build(cfg: TrainConfig) -> torch.nn.Module:
