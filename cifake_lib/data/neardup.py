@@ -28,7 +28,6 @@ import numpy as np
 HASH_BITS = 4  # perceptual-hash bits two near-duplicates may differ in
 PIXEL_MAD = 6.0  # mean absolute pixel difference (0-255) two near-duplicates may differ by
 _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-_BLOCK = 1_000_000  # index pairs handled at a time
 _CACHE: dict[str, np.ndarray] = {}  # data fingerprint -> hashes of all its images
 
 
@@ -53,7 +52,7 @@ def dataset_hashes(data) -> np.ndarray:
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(x.view(np.uint8).reshape(len(x), 8), axis=1).sum(axis=1)
+    return np.bitwise_count(x)
 
 
 def _pieces(max_bits: int) -> list[tuple[int, int]]:
@@ -65,34 +64,28 @@ def _piece(hashes: np.ndarray, lo: int, hi: int) -> np.ndarray:
     return (hashes >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1)
 
 
-def _bucket_pairs(members: np.ndarray):
-    """All pairs (a, b) of a bucket's members, a before b, in blocks of about _BLOCK pairs."""
-    size = len(members)
-    rows_per_block = max(1, _BLOCK // max(1, size))
-    for start in range(0, size - 1, rows_per_block):
-        a_idx, b_idx = [], []
-        for r in range(start, min(size - 1, start + rows_per_block)):
-            a_idx.append(np.full(size - r - 1, r))
-            b_idx.append(np.arange(r + 1, size))
-        yield members[np.concatenate(a_idx)], members[np.concatenate(b_idx)]
-
-
 def hash_pairs(hashes: np.ndarray, max_bits: int = HASH_BITS) -> np.ndarray:
-    """Index pairs (i < j) of *distinct* hashes that differ in at most ``max_bits`` bits."""
-    pieces = _pieces(max_bits)
-    keys = [_piece(hashes, lo, hi) for lo, hi in pieces]
+    """Index pairs (i < j) of *distinct* hashes that differ in at most ``max_bits`` bits.
+
+    For each piece the hashes are sorted by it; entries ``d`` places apart with the same piece
+    are candidate pairs, for d = 1, 2, ... while any bucket is that large (vectorised over all
+    buckets at once)."""
+    keys = [_piece(hashes, lo, hi) for lo, hi in _pieces(max_bits)]
     found = []
     for p, key in enumerate(keys):
         order = np.argsort(key, kind="stable")
         k = key[order]
-        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        sizes = np.diff(np.r_[starts, len(k)])
-        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
-            for i, j in _bucket_pairs(order[start : start + size]):
-                close = _popcount(hashes[i] ^ hashes[j]) <= max_bits
-                for q in range(p):  # a pair sharing an earlier piece was found there already
-                    close &= keys[q][i] != keys[q][j]
-                found.append(np.stack([np.minimum(i, j)[close], np.maximum(i, j)[close]], axis=1))
+        d = 1
+        while d < len(k):
+            same = np.flatnonzero(k[d:] == k[:-d])
+            if not len(same):
+                break
+            i, j = order[same], order[same + d]
+            close = _popcount(hashes[i] ^ hashes[j]) <= max_bits
+            for q in range(p):  # a pair sharing an earlier piece was found there already
+                close &= keys[q][i] != keys[q][j]
+            found.append(np.stack([np.minimum(i, j)[close], np.maximum(i, j)[close]], axis=1))
+            d += 1
     return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
 
 
@@ -124,6 +117,8 @@ def near_duplicate_pairs(
     """Row pairs (i < j) of near-duplicate images among ``rows`` (default: all), as an M x 2 array.
     ``hashes`` are the perceptual hashes of all of ``images`` (computed when not given)."""
     rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    if len(rows) < 2:
+        return np.empty((0, 2), dtype=np.int64)
     hashes = perceptual_hashes(images)[rows] if hashes is None else hashes[rows]
     distinct, inverse = np.unique(hashes, return_inverse=True)
     groups = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
@@ -135,10 +130,15 @@ def near_duplicate_pairs(
     for g in groups:  # the same hash
         if len(g) > 1:
             candidates += [np.stack(p, axis=1) for p in _same_hash_pairs(g, means, max_mad)]
-    for u, v in hash_pairs(distinct, max_bits):  # hashes a few bits apart
-        a, b = np.meshgrid(groups[u], groups[v], indexing="ij")
-        close = np.abs(means[a.ravel()] - means[b.ravel()]) <= max_mad
-        candidates.append(np.stack([a.ravel()[close], b.ravel()[close]], axis=1))
+    hp = hash_pairs(distinct, max_bits)  # hashes a few bits apart
+    sizes = np.array([len(g) for g in groups])
+    first = np.array([g[0] for g in groups]) if groups else np.empty(0, dtype=np.int64)
+    single = (sizes[hp[:, 0]] == 1) & (sizes[hp[:, 1]] == 1)
+    a, b = first[hp[single, 0]], first[hp[single, 1]]  # most hashes belong to one image
+    candidates.append(np.stack([a, b], axis=1)[np.abs(means[a] - means[b]) <= max_mad])
+    for u, v in hp[~single]:
+        a, b = (x.ravel() for x in np.meshgrid(groups[u], groups[v], indexing="ij"))
+        candidates.append(np.stack([a, b], axis=1)[np.abs(means[a] - means[b]) <= max_mad])
     if not candidates:
         return np.empty((0, 2), dtype=np.int64)
     pairs = np.concatenate(candidates)
